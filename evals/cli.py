@@ -1,0 +1,182 @@
+"""The `evals` command line: run few-shot evaluations, score submission files, list what is registered."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from evals.errors import ConfigError, EvalsError
+
+app = typer.Typer(
+    help="Few-shot, in-context evaluation of interleaved image-text models (IDEFICS / Flamingo protocol).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+DEMO_SUITE = "demo"
+
+
+def parse_int_list(text: str, flag: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{flag} takes comma-separated integers, got '{text}'") from None
+    if not values:
+        raise ConfigError(f"{flag} needs at least one value")
+    return values
+
+
+@app.command()
+def run(
+    model: Annotated[str, typer.Option(help="Registered model name, local checkpoint folder, or hub id.")] = "tiny-idefics",
+    task: Annotated[Optional[list[str]], typer.Option(help="Task name (repeatable). Default: the bundled demo suite.")] = None,
+    shots: Annotated[str, typer.Option(help="Shot counts, comma-separated. 0 = two text-only shots (Flamingo).")] = "0,4",
+    seed: Annotated[Optional[list[int]], typer.Option(help="Seed for shot selection (repeatable).")] = None,
+    selection: Annotated[str, typer.Option(help="Shot selection, comma-separated (random).")] = "random",
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N queries of each task.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Prompts per model call; never changes a prediction.")] = 8,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Root holding each benchmark's folder (e.g. DIR/vqav2).")] = None,
+    output_dir: Annotated[Path, typer.Option(help="Where cell records and per-sample JSONL are written.")] = Path("eval-results"),
+    device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda:0.")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="Model weights dtype: float32, bfloat16 or float16.")] = "float32",
+    prompt_format: Annotated[Optional[str], typer.Option(help="Prompt format (default: the model's own).")] = None,
+) -> None:
+    """Evaluate a model few-shot on tasks; write one record per cell (task x shots x selection x seed)."""
+    from evals.models import resolve_model
+    from evals.registry import TASKS
+    from evals.runner import RunSettings
+    from evals.runner import run as run_cells
+
+    task_names = task or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
+    for name in task_names:
+        TASKS.get(name)
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit must be >= 1, got {limit}")
+    settings = RunSettings(
+        shots=parse_int_list(shots, "--shots"), seeds=tuple(seed or (0,)),
+        selections=tuple(s.strip() for s in selection.split(",") if s.strip()), limit=limit,
+        batch_size=batch_size, data_dir=data_dir, output_dir=output_dir, prompt_format=prompt_format,
+    )
+    with console.status(f"loading model {model}"):
+        loaded = resolve_model(model, device=device, dtype=dtype)
+    with RichProgress() as progress:
+        results = run_cells(loaded, task_names, settings, progress)
+    table = Table(title=f"{loaded.info.id} ({loaded.info.prompt_format if not prompt_format else prompt_format} format)")
+    for column in ("task", "shots", "selection", "seed", "metric", "score", "n", "seconds"):
+        table.add_column(column, justify="right" if column in ("shots", "seed", "score", "n", "seconds") else "left")
+    for r in results:
+        for metric, value in r.scores.items():
+            table.add_row(r.task, str(r.shots), r.selection, str(r.seed), metric, f"{value:.2f}",
+                          str(r.protocol.n_queries), f"{r.timing['wall_seconds']:.1f}")
+    console.print(table)
+    console.print(f"records written under {output_dir}/")
+
+
+class RichProgress:
+    """A rich progress bar per cell, shown on stderr so piped stdout stays clean."""
+
+    def __enter__(self) -> RichProgress:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeRemainingColumn(), console=errors, transient=False)
+        self.bar.__enter__()
+        self.current = None
+        return self
+
+    def start(self, description: str, total: int) -> None:
+        self.current = self.bar.add_task(description, total=total)
+
+    def advance(self, n: int) -> None:
+        self.bar.advance(self.current, n)
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+
+@app.command()
+def score(
+    task: Annotated[str, typer.Argument(help="Benchmark whose submission format FILE is in, e.g. vqav2.")],
+    predictions: Annotated[Path, typer.Option(help="Submission file (VQA: EvalAI [{question_id, answer}]).")],
+    annotations: Annotated[Path, typer.Option(help="Official annotations file.")],
+    questions: Annotated[Optional[Path], typer.Option(help="Official questions file (checked against annotations).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write the scores here as JSON.")] = None,
+) -> None:
+    """Score a submission file with no model, as the official scorer does (the file is scored as given)."""
+    from evals.scoring import score_submission
+
+    result = score_submission(task, predictions=predictions, annotations=annotations, questions=questions)
+    table = Table(title=f"{task}: {predictions}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in result["scores"].items():
+        table.add_row(metric, f"{value:.2f}")
+    for breakdown in ("by_question_type", "by_answer_type"):
+        for key, value in result.get(breakdown, {}).items():
+            table.add_row(f"{breakdown}: {key}", f"{value:.2f}")
+    console.print(table)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=1) + "\n")
+        console.print(f"written to {output}")
+
+
+@app.command("tasks")
+def list_tasks() -> None:
+    """List the registered tasks."""
+    from evals.registry import TASKS
+
+    table = Table(title="tasks")
+    for column in ("name", "kind", "splits (support -> query)", "data", "source"):
+        table.add_column(column)
+    for name, t in TASKS.items():
+        data = "bundled" if t.default_root else f"DATA_DIR/{t.data_folder}"
+        table.add_row(name, t.kind, f"{t.support_split} -> {t.query_split}", data, t.paper)
+    console.print(table)
+
+
+@app.command("models")
+def list_models() -> None:
+    """List the registered models (any local IDEFICS folder or hub id works too)."""
+    from evals.registry import MODELS
+
+    table = Table(title="models")
+    table.add_column("name")
+    table.add_column("description")
+    for name, entry in MODELS.items():
+        table.add_row(name, entry.description)
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+    try:
+        app(standalone_mode=False)
+    except EvalsError as error:
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        errors.print("interrupted: finished cells are already written")
+        sys.exit(130)
+    except Exception as error:  # click's usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(error, click.exceptions.ClickException):
+            error.show()
+            sys.exit(error.exit_code)
+        if isinstance(error, click.exceptions.Abort):
+            sys.exit(1)
+        raise
+
+
+if __name__ == "__main__":
+    main()

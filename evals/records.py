@@ -1,0 +1,91 @@
+"""Typed records passed along the pipeline: examples in, prompts to the model, samples out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Union
+
+IMAGE_MARKER = "<image>"
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image by stable id (used for caching and records) and the file it is read from."""
+
+    id: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Example:
+    """One benchmark item: its images, text fields (question, ocr, ...), human references and
+    metadata used for score breakdowns (question_type, answer_type, ...)."""
+
+    id: str
+    images: tuple[ImageRef, ...]
+    fields: Mapping[str, str]
+    references: tuple[str, ...] = ()
+    meta: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TextSegment:
+    text: str
+
+
+@dataclass(frozen=True)
+class ImageSegment:
+    image: ImageRef
+
+
+Segment = Union[TextSegment, ImageSegment]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """An interleaved prompt: text and image segments in reading order, no two text segments adjacent."""
+
+    segments: tuple[Segment, ...]
+
+    @property
+    def text(self) -> str:
+        """The prompt as one string with `<image>` where each image goes (what the records show)."""
+        return "".join(s.text if isinstance(s, TextSegment) else IMAGE_MARKER for s in self.segments)
+
+    @property
+    def images(self) -> tuple[ImageRef, ...]:
+        return tuple(s.image for s in self.segments if isinstance(s, ImageSegment))
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Decoding settings for open-ended tasks (Flamingo/OpenFlamingo: beam search 3, no length penalty)."""
+
+    max_new_tokens: int = 10
+    num_beams: int = 3
+    length_penalty: float = 0.0
+    stop_sequences: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One evaluation cell of a sweep (the model is fixed for a run)."""
+
+    task: str
+    shots: int
+    selection: str
+    seed: int
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """What happened to one query: the exact prompt, the model's raw output, the scored prediction."""
+
+    id: str
+    shot_ids: tuple[str, ...]
+    prompt: str
+    output: str
+    prediction: str
+    score: float

@@ -1,0 +1,182 @@
+"""The evaluation pipeline: load, select shots, render, batch through the model, postprocess, score, write.
+
+This is the only module that knows that order (DESIGN.md, "Data flow").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol as TypingProtocol
+
+from evals.errors import ConfigError
+from evals.models.base import Model
+from evals.records import Cell, Example, Prompt, SampleRecord
+from evals.registry import PROMPT_FORMATS, SELECTORS, TASKS
+from prompts.formats import PromptTemplate, render
+from results.schema import CellResult, Protocol
+from results.store import write_cell
+from tasks.base import Task
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    shots: tuple[int, ...] = (0, 4)
+    seeds: tuple[int, ...] = (0,)
+    selections: tuple[str, ...] = ("random",)
+    limit: int | None = None
+    batch_size: int = 8
+    data_dir: Path | None = None
+    output_dir: Path = Path("eval-results")
+    prompt_format: str | None = None  # None: the model's own format
+
+
+@dataclass(frozen=True)
+class TaskData:
+    support: list[Example]
+    queries: list[Example]
+    by_id: dict[str, Example]
+    support_fingerprint: str
+    query_fingerprint: str
+
+
+@dataclass(frozen=True)
+class Request:
+    query: Example
+    shot_ids: tuple[str, ...]
+    prompt: Prompt
+
+
+class Progress(TypingProtocol):
+    def start(self, description: str, total: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+
+
+class NoProgress:
+    def start(self, description: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+def run(model: Model, task_names: Sequence[str], settings: RunSettings, progress: Progress = NoProgress()) -> list[CellResult]:
+    """Evaluate every cell (task x shots x selection x seed); each cell is written as it finishes."""
+    tasks = [TASKS.get(name) for name in task_names]  # unknown names fail before any work
+    prompt_format = PROMPT_FORMATS.get(settings.prompt_format or model.info.prompt_format)
+    for selection in settings.selections:
+        SELECTORS.get(selection)
+    results = []
+    for task in tasks:
+        template = prompt_format.template(task.template)
+        data = load_task_data(task, settings)
+        check_shots(task, data, settings.shots)
+        for cell in task_cells(task, settings):
+            results.append(run_cell(model, task, data, template, cell, settings, progress))
+    return results
+
+
+def run_cell(
+    model: Model, task: Task, data: TaskData, template: PromptTemplate, cell: Cell, settings: RunSettings,
+    progress: Progress,
+) -> CellResult:
+    started = time.perf_counter()
+    selector = SELECTORS.get(cell.selection)(task.name, data.support)
+    requests = [build_request(task, template, selector, data, query, cell) for query in data.queries]
+    params = replace(task.generation, stop_sequences=template.stop)
+    progress.start(f"{task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}", len(requests))
+    outputs, model_seconds = [], 0.0
+    for batch in batched(requests, settings.batch_size):
+        tick = time.perf_counter()
+        outputs += model.generate([r.prompt for r in batch], params)
+        model_seconds += time.perf_counter() - tick
+        progress.advance(len(batch))
+    predictions = {r.query.id: task.postprocess(o, template.stop) for r, o in zip(requests, outputs)}
+    metric = task.metric(predictions, data.queries)
+    samples = [
+        SampleRecord(r.query.id, r.shot_ids, r.prompt.text, o, predictions[r.query.id], metric.per_sample[r.query.id])
+        for r, o in zip(requests, outputs)
+    ]
+    wall = time.perf_counter() - started
+    result = CellResult(
+        task=task.name, shots=cell.shots, selection=cell.selection, seed=cell.seed,
+        scores=dict(metric.scores), breakdowns={k: dict(v) for k, v in metric.breakdowns.items()},
+        protocol=cell_protocol(model, task, data, template, cell, params),
+        timing={"wall_seconds": round(wall, 3), "model_seconds": round(model_seconds, 3),
+                "examples_per_second": round(len(requests) / wall, 2) if wall else 0.0},
+    )
+    write_cell(settings.output_dir, result, samples)
+    return result
+
+
+def load_task_data(task: Task, settings: RunSettings) -> TaskData:
+    root = task.root(settings.data_dir)
+    support = task.load(root, task.support_split)
+    queries = task.load(root, task.query_split)
+    if settings.limit is not None:
+        queries = queries[: settings.limit]
+    return TaskData(support, queries, {e.id: e for e in support}, fingerprint(support), fingerprint(queries))
+
+
+def check_shots(task: Task, data: TaskData, shots: Sequence[int]) -> None:
+    """Fail before any model call when a shot count cannot be met (shots never repeat within a prompt)."""
+    same_split = task.support_split == task.query_split
+    available = len(data.support) - (1 if same_split else 0)
+    needed = max(max(shots), task.zero_shot_text_shots if 0 in shots else 0)
+    if any(k < 0 for k in shots):
+        raise ConfigError(f"shot counts must be >= 0, got {list(shots)}")
+    if needed > available:
+        raise ConfigError(
+            f"task '{task.name}': {needed} shots requested but its support split '{task.support_split}' "
+            f"has {available} examples"
+        )
+
+
+def task_cells(task: Task, settings: RunSettings) -> Iterator[Cell]:
+    for shots in settings.shots:
+        for selection in settings.selections:
+            for seed in settings.seeds:
+                yield Cell(task.name, shots, selection, seed)
+
+
+def build_request(task: Task, template: PromptTemplate, selector, data: TaskData, query: Example, cell: Cell) -> Request:
+    """Choose the query's shots and render its prompt. Zero-shot (Flamingo): text-only shots."""
+    text_only = cell.shots == 0
+    k = task.zero_shot_text_shots if text_only else cell.shots
+    shot_ids = tuple(selector.select(query, k, cell.seed))
+    shots = [(data.by_id[i], task.shot_answer(data.by_id[i])) for i in shot_ids]
+    return Request(query, shot_ids, render(template, shots, query, text_only_shots=text_only))
+
+
+def batched(items: Sequence, size: int) -> Iterator[Sequence]:
+    if size < 1:
+        raise ConfigError(f"batch size must be >= 1, got {size}")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def fingerprint(examples: Sequence[Example]) -> str:
+    """A content hash of the examples as loaded (ids, text, references, image ids)."""
+    digest = hashlib.sha256()
+    for e in examples:
+        row = [e.id, sorted(e.fields.items()), list(e.references), sorted(e.meta.items()), [i.id for i in e.images]]
+        digest.update(json.dumps(row, ensure_ascii=False).encode())
+    return "sha256:" + digest.hexdigest()[:16]
+
+
+def cell_protocol(model: Model, task: Task, data: TaskData, template: PromptTemplate, cell: Cell, params) -> Protocol:
+    return Protocol(
+        model=model.info.id, model_family=model.info.family, model_revision=model.info.revision,
+        dtype=model.info.dtype, task=task.name, support_split=task.support_split, query_split=task.query_split,
+        support_fingerprint=data.support_fingerprint, query_fingerprint=data.query_fingerprint,
+        n_queries=len(data.queries), shots=cell.shots, selection=cell.selection, seed=cell.seed,
+        zero_shot=f"{task.zero_shot_text_shots} text-only shots" if cell.shots == 0 else "n/a",
+        prompt_format=template.format, template=template.key, template_hash=template.hash,
+        generation={"max_new_tokens": params.max_new_tokens, "num_beams": params.num_beams,
+                    "length_penalty": params.length_penalty, "stop_sequences": list(params.stop_sequences)},
+        metric=task.metric.__name__, postprocess=task.postprocess.__name__,
+    )

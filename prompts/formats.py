@@ -1,0 +1,127 @@
+"""Render interleaved few-shot prompts from templates: a pure function of (template, shots, query)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import string
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from evals.errors import DataError
+from evals.records import IMAGE_MARKER, Example, ImageSegment, Prompt, Segment, TextSegment
+from evals.registry import PROMPT_FORMATS
+
+TEMPLATES_FILE = Path(__file__).with_name("templates.toml")
+ANSWER_FIELD = "{answer}"
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """One task family's template in one format; the query form is derived, never written twice."""
+
+    format: str
+    key: str
+    example: str
+    prefix: str = ""
+    stop: tuple[str, ...] = ()
+
+    @property
+    def query(self) -> str:
+        """The example template cut right before the answer: the model continues from there."""
+        if ANSWER_FIELD not in self.example:
+            raise DataError(f"{TEMPLATES_FILE}: template {self.format}.{self.key} has no {ANSWER_FIELD} field")
+        return self.example.split(ANSWER_FIELD, 1)[0].rstrip(" ")
+
+    @property
+    def hash(self) -> str:
+        """Short content hash recorded with every result, so a template change is always visible."""
+        payload = json.dumps([self.format, self.key, self.prefix, self.example, list(self.stop)])
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class PromptFormat:
+    name: str
+    description: str
+    templates: Mapping[str, PromptTemplate]
+
+    def template(self, key: str) -> PromptTemplate:
+        if key not in self.templates:
+            known = ", ".join(sorted(self.templates)) or "none"
+            raise DataError(f"prompt format '{self.name}' has no template '{key}' (it has: {known})")
+        return self.templates[key]
+
+
+def load_formats(path: Path = TEMPLATES_FILE) -> dict[str, PromptFormat]:
+    data = tomllib.loads(path.read_text())
+    formats = {}
+    for name, table in data.items():
+        stop = tuple(table.get("stop", ()))
+        templates = {
+            key: PromptTemplate(name, key, t["example"], t.get("prefix", ""), stop)
+            for key, t in table.get("templates", {}).items()
+        }
+        formats[name] = PromptFormat(name, table.get("description", ""), templates)
+    return formats
+
+
+def fill(text: str, fields: Mapping[str, str], example_id: str) -> str:
+    """`str.format` over the example's fields, naming the example and field when one is missing."""
+    needed = {name for _, name, _, _ in string.Formatter().parse(text) if name}
+    missing = sorted(needed - set(fields))
+    if missing:
+        raise DataError(f"example {example_id}: field '{missing[0]}' needed by the prompt template is missing")
+    return text.format(**fields)
+
+
+def interleave(text: str, example: Example, with_images: bool) -> list[Segment]:
+    """Split a filled template at its image markers, placing the example's images in order."""
+    parts = text.split(IMAGE_MARKER)
+    if with_images and len(parts) - 1 > len(example.images):
+        raise DataError(f"example {example.id}: template shows {len(parts) - 1} images, example has {len(example.images)}")
+    segments: list[Segment] = [TextSegment(parts[0])]
+    for image, part in zip(example.images, parts[1:]):
+        if with_images:
+            segments.append(ImageSegment(image))
+        segments.append(TextSegment(part))
+    return segments
+
+
+def merge_text(segments: Sequence[Segment]) -> tuple[Segment, ...]:
+    """Join adjacent text segments and drop empty ones, so equal prompts have equal segment lists."""
+    merged: list[Segment] = []
+    for segment in segments:
+        if isinstance(segment, TextSegment):
+            if not segment.text:
+                continue
+            if merged and isinstance(merged[-1], TextSegment):
+                merged[-1] = TextSegment(merged[-1].text + segment.text)
+                continue
+        merged.append(segment)
+    return tuple(merged)
+
+
+def render(
+    template: PromptTemplate,
+    shots: Sequence[tuple[Example, str]],
+    query: Example,
+    text_only_shots: bool = False,
+) -> Prompt:
+    """The few-shot prompt: prefix, each (shot, answer) filled in, then the query left open.
+
+    `text_only_shots` drops the shots' images (Flamingo's zero-shot: two text-only demonstrations,
+    only the query image shown).
+    """
+    segments: list[Segment] = [TextSegment(template.prefix)]
+    for shot, answer in shots:
+        filled = fill(template.example, {**shot.fields, "answer": answer}, shot.id)
+        segments += interleave(filled, shot, with_images=not text_only_shots)
+    segments += interleave(fill(template.query, query.fields, query.id), query, with_images=True)
+    return Prompt(merge_text(segments))
+
+
+for _format in load_formats().values():
+    PROMPT_FORMATS.add(_format.name, _format)

@@ -1,0 +1,64 @@
+"""The versioned result schema: one record per cell that carries the whole protocol that produced it."""
+
+from __future__ import annotations
+
+import platform
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def package_versions() -> dict[str, str]:
+    """Versions that can change a number, read without importing the (heavy) packages."""
+    versions = {"python": platform.python_version()}
+    for name in ("evals", "torch", "transformers", "tokenizers", "pillow"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything that decides a cell's numbers; two results are comparable when these agree."""
+
+    model: str
+    model_family: str
+    model_revision: str
+    dtype: str
+    task: str
+    support_split: str
+    query_split: str
+    support_fingerprint: str
+    query_fingerprint: str
+    n_queries: int
+    shots: int
+    selection: str
+    seed: int
+    zero_shot: str
+    prompt_format: str
+    template: str
+    template_hash: str
+    generation: dict[str, Any]
+    metric: str
+    postprocess: str
+    versions: dict[str, str] = field(default_factory=package_versions)
+
+
+@dataclass(frozen=True)
+class CellResult:
+    task: str
+    shots: int
+    selection: str
+    seed: int
+    scores: dict[str, float]
+    breakdowns: dict[str, dict[str, float]]
+    protocol: Protocol
+    timing: dict[str, float]
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
