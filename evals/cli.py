@@ -82,13 +82,15 @@ def run(
 
 
 class RichProgress:
-    """A rich progress bar per cell, shown on stderr so piped stdout stays clean."""
+    """A rich progress bar per cell on stderr (so piped stdout stays clean); off when stderr is not a
+    terminal, so logs and error output hold only what matters."""
 
     def __enter__(self) -> RichProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeRemainingColumn(), console=errors, transient=False)
+                            TimeRemainingColumn(), console=errors, transient=True,
+                            disable=not errors.is_terminal)
         self.bar.__enter__()
         self.current = None
         return self

@@ -5,7 +5,7 @@ Each question carries 10 human-style answers (mostly the true answer, a few case
 and an occasional wrong one), so the official scorer's normalisation and leave-one-out both matter.
 Everything is drawn from one seeded RNG: running the script twice gives identical files.
 
-    python scripts/make_demo_data.py            # writes tasks/demo/vqa
+    python scripts/make_demo_data.py [OUT]      # writes tasks/demo/vqa (or OUT)
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import random
 import shutil
+import sys
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -70,8 +71,8 @@ def human_answers(answer: str, rng: random.Random) -> list[str]:
     return answers
 
 
-def build_split(split: str, first_id: int, count: int, rng: random.Random, qid: int) -> tuple[list, list, int]:
-    image_dir = OUT / split
+def build_split(out: Path, split: str, first_id: int, count: int, rng: random.Random, qid: int) -> tuple[list, list, int]:
+    image_dir = out / split
     image_dir.mkdir(parents=True)
     questions, annotations = [], []
     for image_id in range(first_id, first_id + count):
@@ -98,20 +99,20 @@ def write_json(path: Path, payload: dict) -> None:
     path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
 
 
-def main() -> None:
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
+def main(out: Path = OUT) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
     rng = random.Random(SEED)
     qid = 1
     for split, (first_id, count) in SPLITS.items():
-        questions, annotations, qid = build_split(split, first_id, count, rng, qid)
+        questions, annotations, qid = build_split(out, split, first_id, count, rng, qid)
         header = {"data_subtype": split, "data_type": "mscoco", "task_type": "Open-Ended",
                   "info": {"description": "evals demo VQA (synthetic shapes)"}, "license": {}}
-        write_json(OUT / f"v2_OpenEnded_mscoco_{split}_questions.json", {**header, "questions": questions})
-        write_json(OUT / f"v2_mscoco_{split}_annotations.json", {**header, "annotations": annotations})
+        write_json(out / f"v2_OpenEnded_mscoco_{split}_questions.json", {**header, "questions": questions})
+        write_json(out / f"v2_mscoco_{split}_annotations.json", {**header, "annotations": annotations})
         print(f"{split}: {count} images, {len(questions)} questions")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)

@@ -5,13 +5,14 @@ perceiver resampler, gated cross-attention into a Llama-style decoder) at toy wi
 byte-level BPE tokenizer that carries IDEFICS's special tokens. Weights are random but seeded;
 the tokenizer is trained on the demo data and prompt templates. Run twice, it writes identical files.
 
-    python scripts/make_tiny_idefics.py         # writes evals/models/tiny_idefics
+    python scripts/make_tiny_idefics.py [OUT]   # writes evals/models/tiny_idefics (or OUT)
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -34,8 +35,17 @@ IMAGE_TOKENS = ["<fake_token_around_image>", "<image>", "<end_of_utterance>"]
 BASE_VOCAB = 512
 
 
+# The words of the prompt formats (kept here, not read from templates.toml, so that editing a
+# template never changes the tokenizer).
+FORMAT_WORDS = [
+    "Question: Short answer: Answer: Caption: Output: User: Assistant: Image: Description of the image:",
+    "Instruction: provide an answer to the question. Use the image to answer.",
+    "<|endofchunk|> <end_of_utterance> a photo of a Sentiment: positive negative Is it hateful? yes no",
+]
+
+
 def training_corpus() -> list[str]:
-    """Demo questions and answers plus the prompt templates' words: what the tiny model will read."""
+    """Demo questions and answers plus the prompt formats' words: what the tiny model will read."""
     lines = []
     for path in sorted((ROOT / "tasks" / "demo").rglob("*.json")):
         payload = json.loads(path.read_text())
@@ -43,8 +53,7 @@ def training_corpus() -> list[str]:
             lines.append(q["question"])
         for a in payload.get("annotations", []):
             lines.extend(ans["answer"] for ans in a["answers"])
-    templates = (ROOT / "prompts" / "templates.toml").read_text()
-    return lines + templates.splitlines()
+    return lines + FORMAT_WORDS
 
 
 def build_tokenizer() -> PreTrainedTokenizerFast:
@@ -93,7 +102,7 @@ def build_config(base_vocab: int) -> IdeficsConfig:
     )
 
 
-def main() -> None:
+def main(out: Path = OUT) -> None:
     torch.manual_seed(SEED)
     tokenizer = build_tokenizer()
     base_vocab = len(tokenizer) - len(IMAGE_TOKENS)
@@ -102,12 +111,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model.save_pretrained(tmp)
         processor.save_pretrained(tmp)
-        if OUT.exists():
-            shutil.rmtree(OUT)
-        shutil.copytree(tmp, OUT, copy_function=shutil.copyfile)
-    OUT.chmod(0o755)  # tempfile makes a private folder; package data must be world-readable
-    print(f"wrote {OUT}: {sum(p.numel() for p in model.parameters()):,} parameters")
+        if out.exists():
+            shutil.rmtree(out)
+        shutil.copytree(tmp, out, copy_function=shutil.copyfile)
+    out.chmod(0o755)  # tempfile makes a private folder; package data must be world-readable
+    print(f"wrote {out}: {sum(p.numel() for p in model.parameters()):,} parameters")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)

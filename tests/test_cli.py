@@ -1,0 +1,68 @@
+"""End-to-end: the installed `evals` command, as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+def evals(*args, cwd=None):
+    executable = shutil.which("evals") or ""
+    command = [executable] if executable else [sys.executable, "-m", "evals"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
+
+
+@pytest.mark.slow
+def test_run_default_demo_suite(tmp_path):
+    result = evals("run", "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert "demo_vqa" in result.stdout and "vqa_accuracy" in result.stdout
+    records = sorted((tmp_path / "out" / "tiny-idefics" / "demo_vqa").glob("*.json"))
+    assert [r.name for r in records] == ["random-0shot-seed0.json", "random-4shot-seed0.json"]
+    for record in records:
+        data = json.loads(record.read_text())
+        assert data["protocol"]["model"] == "tiny-idefics" and data["protocol"]["n_queries"] == 119
+        samples = record.with_name(record.name.replace(".json", ".samples.jsonl")).read_text().splitlines()
+        assert len(samples) == 119
+        assert set(json.loads(samples[0])) >= {"id", "shot_ids", "prompt", "output", "prediction", "score"}
+
+
+def test_run_on_official_files_with_scripted_model(tmp_path, vqa_data_dir):
+    result = evals("run", "--model", "scripted", "--task", "vqav2", "--data-dir", str(vqa_data_dir),
+                   "--shots", "0,2", "--seed", "1", "--seed", "2", "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out" / "scripted" / "vqav2").glob("*.json"))) == 4
+
+
+def test_score_vqav2_conformance(tmp_path, conformance):
+    folder = conformance / "vqa_accuracy"
+    output = tmp_path / "scores.json"
+    result = evals("score", "vqav2", "--predictions", str(folder / "predictions.json"),
+                   "--annotations", str(folder / "annotations.json"), "--questions", str(folder / "questions.json"),
+                   "--output", str(output))
+    assert result.returncode == 0, result.stderr
+    assert "65.10" in result.stdout
+    expected = json.loads((folder / "expected.json").read_text())
+    written = json.loads(output.read_text())
+    assert written["task"] == "vqav2"
+    assert written["scores"] == {"vqa_accuracy": 65.1}
+    assert written["by_question_type"] == expected["perQuestionType"]
+    assert written["by_answer_type"] == expected["perAnswerType"]
+    assert written["per_question"] == expected["per_question"]
+    for value in list(expected["perQuestionType"].values()) + list(expected["perAnswerType"].values()):
+        assert f"{value:.2f}" in result.stdout
+
+
+def test_listings():
+    tasks = evals("tasks")
+    models = evals("models")
+    assert tasks.returncode == models.returncode == 0
+    assert all(name in tasks.stdout for name in ("vqav2", "okvqa", "demo_vqa"))
+    assert all(name in models.stdout for name in ("tiny-idefics", "idefics-9b", "scripted"))

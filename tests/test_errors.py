@@ -1,0 +1,141 @@
+"""Bad input gets one clear line naming the file, field or name, and a non-zero exit (never a traceback)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+
+import pytest
+
+from evals.cli import main
+
+
+def cli(monkeypatch, capsys, *args):
+    monkeypatch.setattr(sys, "argv", ["evals", *args])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    captured = capsys.readouterr()
+    return exit_info.value.code, captured.err
+
+
+def assert_one_line_error(code, err, *fragments):
+    assert code == 2, err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    for fragment in fragments:
+        assert fragment in lines[0], err
+
+
+def run_args(data_dir, tmp_path, *extra):
+    return ["run", "--model", "scripted", "--task", "vqav2", "--data-dir", str(data_dir),
+            "--output-dir", str(tmp_path / "out"), "--shots", "2", *extra]
+
+
+def test_unknown_task_suggests(monkeypatch, capsys):
+    code, err = cli(monkeypatch, capsys, "run", "--task", "vqa2")
+    assert_one_line_error(code, err, "unknown task 'vqa2'", "did you mean 'vqav2'")
+
+
+def test_unknown_model_suggests(monkeypatch, capsys):
+    code, err = cli(monkeypatch, capsys, "run", "--model", "tiny-idefic")
+    assert_one_line_error(code, err, "unknown model 'tiny-idefic'", "'tiny-idefics'")
+
+
+def test_task_without_data_dir(monkeypatch, capsys):
+    code, err = cli(monkeypatch, capsys, "run", "--model", "scripted", "--task", "vqav2")
+    assert_one_line_error(code, err, "task 'vqav2' needs its data", "--data-dir")
+
+
+def test_missing_file(monkeypatch, capsys, vqa_data_dir, tmp_path):
+    missing = vqa_data_dir / "vqav2" / "v2_mscoco_val2014_annotations.json"
+    missing.unlink()
+    code, err = cli(monkeypatch, capsys, *run_args(vqa_data_dir, tmp_path))
+    assert_one_line_error(code, err, str(missing), "file not found")
+
+
+def test_malformed_json(monkeypatch, capsys, vqa_data_dir, tmp_path):
+    path = vqa_data_dir / "vqav2" / "v2_OpenEnded_mscoco_train2014_questions.json"
+    path.write_text('{"questions": [')
+    code, err = cli(monkeypatch, capsys, *run_args(vqa_data_dir, tmp_path))
+    assert_one_line_error(code, err, str(path), "malformed JSON")
+
+
+def test_missing_field(monkeypatch, capsys, vqa_data_dir, tmp_path):
+    path = vqa_data_dir / "vqav2" / "v2_OpenEnded_mscoco_val2014_questions.json"
+    payload = json.loads(path.read_text())
+    del payload["questions"][3]["question"]
+    path.write_text(json.dumps(payload))
+    code, err = cli(monkeypatch, capsys, *run_args(vqa_data_dir, tmp_path))
+    assert_one_line_error(code, err, str(path), "question 503", "no field 'question'")
+
+
+def test_corrupt_image(monkeypatch, capsys, vqa_data_dir, tmp_path):
+    image = vqa_data_dir / "vqav2" / "val2014" / "COCO_val2014_000000000502.jpg"
+    image.write_bytes(b"not a jpeg at all")
+    code, err = cli(monkeypatch, capsys, *run_args(vqa_data_dir, tmp_path, "--model", "tiny-idefics"))
+    assert_one_line_error(code, err, str(image), "cannot decode image")
+
+
+def test_missing_image(monkeypatch, capsys, vqa_data_dir, tmp_path):
+    image = vqa_data_dir / "vqav2" / "val2014" / "COCO_val2014_000000000501.jpg"
+    image.unlink()
+    code, err = cli(monkeypatch, capsys, *run_args(vqa_data_dir, tmp_path, "--model", "tiny-idefics"))
+    assert_one_line_error(code, err, str(image), "image file not found")
+
+
+def test_too_many_shots(monkeypatch, capsys, vqa_data_dir, tmp_path):
+    code, err = cli(monkeypatch, capsys, *run_args(vqa_data_dir, tmp_path, "--shots", "0,16"))
+    assert_one_line_error(code, err, "16 shots requested", "'train2014' has 12 examples")
+
+
+def test_bad_shot_list(monkeypatch, capsys):
+    code, err = cli(monkeypatch, capsys, "run", "--shots", "4,eight")
+    assert_one_line_error(code, err, "--shots", "'4,eight'")
+
+
+def copy_conformance(conformance, tmp_path):
+    folder = tmp_path / "vqa"
+    shutil.copytree(conformance / "vqa_accuracy", folder)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    return folder
+
+
+def score_args(folder):
+    return ["score", "vqav2", "--predictions", str(folder / "predictions.json"),
+            "--annotations", str(folder / "annotations.json"), "--questions", str(folder / "questions.json")]
+
+
+def test_prediction_missing_ids(monkeypatch, capsys, conformance, tmp_path):
+    folder = copy_conformance(conformance, tmp_path)
+    rows = json.loads((folder / "predictions.json").read_text())
+    (folder / "predictions.json").write_text(json.dumps(rows[2:]))
+    code, err = cli(monkeypatch, capsys, *score_args(folder))
+    assert_one_line_error(code, err, "predictions.json", "no prediction for 2 question_ids", "700000")
+
+
+def test_prediction_unknown_ids(monkeypatch, capsys, conformance, tmp_path):
+    folder = copy_conformance(conformance, tmp_path)
+    rows = json.loads((folder / "predictions.json").read_text())
+    rows.append({"question_id": 123456789, "answer": "yes"})
+    (folder / "predictions.json").write_text(json.dumps(rows))
+    code, err = cli(monkeypatch, capsys, *score_args(folder))
+    assert_one_line_error(code, err, "predictions.json", "not in annotations.json", "123456789")
+
+
+def test_prediction_missing_answer_field(monkeypatch, capsys, conformance, tmp_path):
+    folder = copy_conformance(conformance, tmp_path)
+    rows = json.loads((folder / "predictions.json").read_text())
+    del rows[5]["answer"]
+    (folder / "predictions.json").write_text(json.dumps(rows))
+    code, err = cli(monkeypatch, capsys, *score_args(folder))
+    assert_one_line_error(code, err, "predictions.json", "entry #5", "no field 'answer'")
+
+
+def test_score_unscoreable_task(monkeypatch, capsys, conformance):
+    folder = conformance / "vqa_accuracy"
+    code, err = cli(monkeypatch, capsys, "score", "vqav3", "--predictions", str(folder / "predictions.json"),
+                    "--annotations", str(folder / "annotations.json"))
+    assert_one_line_error(code, err, "unknown task 'vqav3'")
