@@ -40,7 +40,7 @@ def run(
     model: Annotated[str, typer.Option(help="Registered model name, local checkpoint folder, or hub id.")] = "tiny-idefics",
     task: Annotated[Optional[list[str]], typer.Option(help="Task name (repeatable). Default: the bundled demo suite.")] = None,
     shots: Annotated[str, typer.Option(help="Shot counts, comma-separated. 0 = two text-only shots (Flamingo).")] = "0,4",
-    seed: Annotated[Optional[list[int]], typer.Option(help="Seed for shot selection (repeatable).")] = None,
+    seed: Annotated[Optional[list[int]], typer.Option(help="Seed for shot selection (repeatable; default 0).")] = None,
     selection: Annotated[str, typer.Option(help="Shot selection, comma-separated (random).")] = "random",
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N queries of each task.")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per model call; never changes a prediction.")] = 8,

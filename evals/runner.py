@@ -64,8 +64,11 @@ class NoProgress:
         pass
 
 
-def run(model: Model, task_names: Sequence[str], settings: RunSettings, progress: Progress = NoProgress()) -> list[CellResult]:
+def run(
+    model: Model, task_names: Sequence[str], settings: RunSettings, progress: Progress | None = None
+) -> list[CellResult]:
     """Evaluate every cell (task x shots x selection x seed); each cell is written as it finishes."""
+    progress = progress or NoProgress()
     tasks = [TASKS.get(name) for name in task_names]  # unknown names fail before any work
     prompt_format = PROMPT_FORMATS.get(settings.prompt_format or model.info.prompt_format)
     for selection in settings.selections:
@@ -124,11 +127,11 @@ def load_task_data(task: Task, settings: RunSettings) -> TaskData:
 
 def check_shots(task: Task, data: TaskData, shots: Sequence[int]) -> None:
     """Fail before any model call when a shot count cannot be met (shots never repeat within a prompt)."""
+    if not shots or any(k < 0 for k in shots):
+        raise ConfigError(f"shot counts must be one or more integers >= 0, got {list(shots)}")
     same_split = task.support_split == task.query_split
     available = len(data.support) - (1 if same_split else 0)
     needed = max(max(shots), task.zero_shot_text_shots if 0 in shots else 0)
-    if any(k < 0 for k in shots):
-        raise ConfigError(f"shot counts must be >= 0, got {list(shots)}")
     if needed > available:
         raise ConfigError(
             f"task '{task.name}': {needed} shots requested but its support split '{task.support_split}' "
@@ -143,7 +146,9 @@ def task_cells(task: Task, settings: RunSettings) -> Iterator[Cell]:
                 yield Cell(task.name, shots, selection, seed)
 
 
-def build_request(task: Task, template: PromptTemplate, selector, data: TaskData, query: Example, cell: Cell) -> Request:
+def build_request(
+    task: Task, template: PromptTemplate, selector, data: TaskData, query: Example, cell: Cell
+) -> Request:
     """Choose the query's shots and render its prompt. Zero-shot (Flamingo): text-only shots."""
     text_only = cell.shots == 0
     k = task.zero_shot_text_shots if text_only else cell.shots

@@ -40,6 +40,6 @@ class RandomSelector:
             raise ConfigError(f"{k} shots requested for task '{self.task}' but its support set has {available}")
         # Draw k+1 indices (O(k), no copy of a large pool) and drop the query, or else the last draw:
         # either way the k kept are a uniform sample of the support set without the query.
-        drawn = [self.support_ids[i] for i in query_rng(seed, self.task, query.id).sample(range(len(self.support_ids)), min(k + 1, len(self.support_ids)))]
-        kept = [i for i in drawn if i != query.id]
-        return kept[:k]
+        rng = query_rng(seed, self.task, query.id)
+        drawn = rng.sample(range(len(self.support_ids)), min(k + 1, len(self.support_ids)))
+        return [self.support_ids[i] for i in drawn if self.support_ids[i] != query.id][:k]
