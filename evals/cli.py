@@ -23,6 +23,9 @@ console = Console()
 errors = Console(stderr=True)
 
 DEMO_SUITE = "demo"
+EMBEDDER_HELP = ("RICES image embedder: auto (offline for bundled demo data, else clip), offline, clip "
+                 "(openai/clip-vit-large-patch14), clip-vit-b32, vision-tower (the model's own), or a CLIP folder/hub id.")
+CACHE_HELP = "RICES feature cache folder (default: $EVALS_CACHE_DIR or ~/.cache/evals/features)."
 
 
 def parse_int_list(text: str, flag: str) -> tuple[int, ...]:
@@ -41,7 +44,7 @@ def run(
     task: Annotated[Optional[list[str]], typer.Option(help="Task name (repeatable). Default: the bundled demo suite.")] = None,
     shots: Annotated[str, typer.Option(help="Shot counts, comma-separated. 0 = two text-only shots (Flamingo).")] = "0,4",
     seed: Annotated[Optional[list[int]], typer.Option(help="Seed for shot selection (repeatable; default 0).")] = None,
-    selection: Annotated[str, typer.Option(help="Shot selection, comma-separated (random).")] = "random",
+    selection: Annotated[str, typer.Option(help="Shot selection, comma-separated: random, rices.")] = "random",
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N queries of each task.")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per model call; never changes a prediction.")] = 8,
     data_dir: Annotated[Optional[Path], typer.Option(help="Root holding each benchmark's folder (e.g. DIR/vqav2).")] = None,
@@ -49,6 +52,11 @@ def run(
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda:0.")] = "cpu",
     dtype: Annotated[str, typer.Option(help="Model weights dtype: float32, bfloat16 or float16.")] = "float32",
     prompt_format: Annotated[Optional[str], typer.Option(help="Prompt format (default: the model's own).")] = None,
+    embedder: Annotated[str, typer.Option(help=EMBEDDER_HELP)] = "auto",
+    rices_order: Annotated[str, typer.Option(help="RICES shot order: ascending (most similar last) or descending.")] = "ascending",
+    rices_dedup_images: Annotated[bool, typer.Option(help="RICES: at most one shot per support image.")] = False,
+    rices_index: Annotated[str, typer.Option(help="RICES search: exact (default) or ivf (approximate, large sets).")] = "exact",
+    cache_dir: Annotated[Optional[Path], typer.Option(help=CACHE_HELP)] = None,
 ) -> None:
     """Evaluate a model few-shot on tasks; write one record per cell (task x shots x selection x seed)."""
     from evals.models import resolve_model
@@ -65,6 +73,7 @@ def run(
         shots=parse_int_list(shots, "--shots"), seeds=tuple(seed or (0,)),
         selections=tuple(s.strip() for s in selection.split(",") if s.strip()), limit=limit,
         batch_size=batch_size, data_dir=data_dir, output_dir=output_dir, prompt_format=prompt_format,
+        rices=rices_options(embedder, rices_order, rices_dedup_images, rices_index, cache_dir, device),
     )
     with console.status(f"loading model {model}"):
         loaded = resolve_model(model, device=device, dtype=dtype)
@@ -79,6 +88,51 @@ def run(
                           str(r.protocol.n_queries), f"{r.timing['wall_seconds']:.1f}")
     console.print(table)
     console.print(f"records written under {output_dir}/")
+
+
+def rices_options(embedder: str, order: str, dedup: bool, index: str, cache_dir: Path | None, device: str):
+    from evals.selection import RicesOptions
+
+    if order not in ("ascending", "descending"):
+        raise ConfigError(f"--rices-order must be ascending or descending, got '{order}'")
+    if index not in ("exact", "ivf"):
+        raise ConfigError(f"--rices-index must be exact or ivf, got '{index}'")
+    return RicesOptions(embedder, cache_dir, order, dedup, index, device)
+
+
+rices_app = typer.Typer(help="RICES (retrieval-based shot selection) utilities.", no_args_is_help=True)
+app.add_typer(rices_app, name="rices")
+
+
+@rices_app.command("build")
+def rices_build(
+    task: Annotated[Optional[list[str]], typer.Option(help="Task name (repeatable). Default: the demo suite.")] = None,
+    embedder: Annotated[str, typer.Option(help=EMBEDDER_HELP)] = "auto",
+    model: Annotated[str, typer.Option(help="Model whose vision tower embeds (only for --embedder vision-tower).")] = "tiny-idefics",
+    data_dir: Annotated[Optional[Path], typer.Option(help="Root holding each benchmark's folder.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help=CACHE_HELP)] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N queries (as `run --limit`).")] = None,
+    device: Annotated[str, typer.Option(help="torch device for the embedder.")] = "cpu",
+) -> None:
+    """Precompute the RICES feature cache (support and query splits) so later runs only read it."""
+    from evals.models import resolve_model
+    from evals.registry import SELECTORS, TASKS
+    from evals.runner import RunSettings, build_selector, load_task_data
+
+    task_names = task or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
+    tasks = [TASKS.get(name) for name in task_names]
+    loaded = resolve_model(model, device=device) if embedder == "vision-tower" else None
+    settings = RunSettings(data_dir=data_dir, limit=limit,
+                           rices=rices_options(embedder, "ascending", False, "exact", cache_dir, device))
+    SELECTORS.get("rices")
+    with RichProgress() as progress:
+        for t in tasks:
+            data = load_task_data(t, settings)
+            progress.start(f"{t.name}: embedding images", len({e.images[0].id for e in data.support + data.queries}))
+            selector = build_selector("rices", t, data, loaded, settings, on_batch=progress.advance)
+            details = selector.describe()
+            console.print(f"{t.name}: {details['embedder']} support {details['support_cache']} "
+                          f"queries {details['query_cache']}")
 
 
 class RichProgress:

@@ -89,3 +89,4 @@ class SampleRecord:
     output: str
     prediction: str
     score: float
+    shot_similarities: tuple[float, ...] = ()  # RICES: each shot's cosine similarity to the query

@@ -1,4 +1,4 @@
-"""One generic name registry for tasks, models, selectors and prompt formats, with did-you-mean errors."""
+"""One generic name registry for tasks, models, selectors, prompt formats and embedders, with did-you-mean."""
 
 from __future__ import annotations
 
@@ -56,6 +56,7 @@ TASKS: Registry = Registry("task")
 MODELS: Registry = Registry("model")
 SELECTORS: Registry = Registry("selector")
 PROMPT_FORMATS: Registry = Registry("prompt format")
+EMBEDDERS: Registry = Registry("embedder")
 
 _loaded = False
 
@@ -66,7 +67,9 @@ def load_plugins() -> None:
     if _loaded:
         return
     _loaded = True
+    import evals.embedders  # noqa: F401
     import evals.models  # noqa: F401
+    import evals.rices  # noqa: F401
     import evals.selection  # noqa: F401
     import prompts  # noqa: F401
     import tasks  # noqa: F401

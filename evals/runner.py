@@ -17,6 +17,7 @@ from evals.errors import ConfigError
 from evals.models.base import Model
 from evals.records import Cell, Example, Prompt, SampleRecord
 from evals.registry import PROMPT_FORMATS, SELECTORS, TASKS
+from evals.selection import RicesOptions, SelectionContext, Selector, ShotChoice
 from prompts.formats import PromptTemplate, render
 from results.schema import CellResult, Protocol
 from results.store import write_cell
@@ -33,6 +34,7 @@ class RunSettings:
     data_dir: Path | None = None
     output_dir: Path = Path("eval-results")
     prompt_format: str | None = None  # None: the model's own format
+    rices: RicesOptions = RicesOptions()
 
 
 @dataclass(frozen=True)
@@ -47,7 +49,7 @@ class TaskData:
 @dataclass(frozen=True)
 class Request:
     query: Example
-    shot_ids: tuple[str, ...]
+    shots: ShotChoice
     prompt: Prompt
 
 
@@ -78,18 +80,18 @@ def run(
         template = prompt_format.template(task.template)
         data = load_task_data(task, settings)
         check_shots(task, data, settings.shots)
+        selectors = {name: build_selector(name, task, data, model, settings) for name in settings.selections}
         for cell in task_cells(task, settings):
-            results.append(run_cell(model, task, data, template, cell, settings, progress))
+            results.append(run_cell(model, task, data, template, selectors[cell.selection], cell, settings, progress))
     return results
 
 
 def run_cell(
-    model: Model, task: Task, data: TaskData, template: PromptTemplate, cell: Cell, settings: RunSettings,
-    progress: Progress,
+    model: Model, task: Task, data: TaskData, template: PromptTemplate, selector: Selector, cell: Cell,
+    settings: RunSettings, progress: Progress,
 ) -> CellResult:
     started = time.perf_counter()
-    selector = SELECTORS.get(cell.selection)(task.name, data.support)
-    requests = [build_request(task, template, selector, data, query, cell) for query in data.queries]
+    requests = build_requests(task, template, selector, data, cell)
     params = replace(task.generation, stop_sequences=template.stop)
     progress.start(f"{task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}", len(requests))
     outputs, model_seconds = [], 0.0
@@ -101,14 +103,15 @@ def run_cell(
     predictions = {r.query.id: task.postprocess(o, template.stop) for r, o in zip(requests, outputs)}
     metric = task.metric(predictions, data.queries)
     samples = [
-        SampleRecord(r.query.id, r.shot_ids, r.prompt.text, o, predictions[r.query.id], metric.per_sample[r.query.id])
+        SampleRecord(r.query.id, r.shots.ids, r.prompt.text, o, predictions[r.query.id], metric.per_sample[r.query.id],
+                     r.shots.similarities)
         for r, o in zip(requests, outputs)
     ]
     wall = time.perf_counter() - started
     result = CellResult(
         task=task.name, shots=cell.shots, selection=cell.selection, seed=cell.seed,
         scores=dict(metric.scores), breakdowns={k: dict(v) for k, v in metric.breakdowns.items()},
-        protocol=cell_protocol(model, task, data, template, cell, params),
+        protocol=cell_protocol(model, task, data, template, cell, params, selector.describe()),
         timing={"wall_seconds": round(wall, 3), "model_seconds": round(model_seconds, 3),
                 "examples_per_second": round(len(requests) / wall, 2) if wall else 0.0},
     )
@@ -146,15 +149,28 @@ def task_cells(task: Task, settings: RunSettings) -> Iterator[Cell]:
                 yield Cell(task.name, shots, selection, seed)
 
 
-def build_request(
-    task: Task, template: PromptTemplate, selector, data: TaskData, query: Example, cell: Cell
-) -> Request:
-    """Choose the query's shots and render its prompt. Zero-shot (Flamingo): text-only shots."""
+def build_selector(
+    name: str, task: Task, data: TaskData, model: Model | None, settings: RunSettings, on_batch=None
+) -> Selector:
+    """Built once per task and selection, reused by every shot count and seed (RICES embeds once)."""
+    context = SelectionContext(
+        task.name, task.support_split, task.query_split, data.support, data.queries, data.support_fingerprint,
+        data.query_fingerprint, bundled_data=task.default_root is not None, model=model, rices=settings.rices,
+        on_batch=on_batch,
+    )
+    return SELECTORS.get(name)(context)
+
+
+def build_requests(task: Task, template: PromptTemplate, selector: Selector, data: TaskData, cell: Cell) -> list[Request]:
+    """Choose every query's shots and render its prompt. Zero-shot (Flamingo): text-only shots
+    (with RICES, the retrieved examples' text)."""
     text_only = cell.shots == 0
     k = task.zero_shot_text_shots if text_only else cell.shots
-    shot_ids = tuple(selector.select(query, k, cell.seed))
-    shots = [(data.by_id[i], task.shot_answer(data.by_id[i])) for i in shot_ids]
-    return Request(query, shot_ids, render(template, shots, query, text_only_shots=text_only))
+    requests = []
+    for query, choice in zip(data.queries, selector.select_many(data.queries, k, cell.seed)):
+        shots = [(data.by_id[i], task.shot_answer(data.by_id[i])) for i in choice.ids]
+        requests.append(Request(query, choice, render(template, shots, query, text_only_shots=text_only)))
+    return requests
 
 
 def batched(items: Sequence, size: int) -> Iterator[Sequence]:
@@ -173,12 +189,15 @@ def fingerprint(examples: Sequence[Example]) -> str:
     return "sha256:" + digest.hexdigest()[:16]
 
 
-def cell_protocol(model: Model, task: Task, data: TaskData, template: PromptTemplate, cell: Cell, params) -> Protocol:
+def cell_protocol(
+    model: Model, task: Task, data: TaskData, template: PromptTemplate, cell: Cell, params, selection_details: dict
+) -> Protocol:
     return Protocol(
         model=model.info.id, model_family=model.info.family, model_revision=model.info.revision,
         dtype=model.info.dtype, task=task.name, support_split=task.support_split, query_split=task.query_split,
         support_fingerprint=data.support_fingerprint, query_fingerprint=data.query_fingerprint,
-        n_queries=len(data.queries), shots=cell.shots, selection=cell.selection, seed=cell.seed,
+        n_queries=len(data.queries), shots=cell.shots, selection=cell.selection, selection_details=selection_details,
+        seed=cell.seed,
         zero_shot=f"{task.zero_shot_text_shots} text-only shots" if cell.shots == 0 else "n/a",
         prompt_format=template.format, template=template.key, template_hash=template.hash,
         generation={"max_new_tokens": params.max_new_tokens, "num_beams": params.num_beams,

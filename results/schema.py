@@ -37,6 +37,7 @@ class Protocol:
     n_queries: int
     shots: int
     selection: str
+    selection_details: dict[str, Any]
     seed: int
     zero_shot: str
     prompt_format: str

@@ -83,6 +83,16 @@ class IdeficsModel:
         inputs = self.processor(text=items, add_end_of_utterance_token=False, return_tensors="pt")
         return inputs.to(self.device)
 
+    def embed_images(self, images):
+        """Pooled vision-tower features of decoded images (the vision-tower RICES embedder)."""
+        import torch
+
+        pixels = self.processor.image_processor(images, return_tensors="pt")
+        pixels = getattr(pixels, "pixel_values", pixels).to(self.device, self.model.dtype)
+        with torch.inference_mode():
+            pooled = self.model.model.vision_model(pixels).pooler_output
+        return pooled.float().cpu().numpy()
+
     def stop_token_ids(self, stop_sequences: Sequence[str]) -> list[int]:
         """End-of-sequence plus every format stop string that is a single token (others are cut later)."""
         ids = [self.tokenizer.eos_token_id]

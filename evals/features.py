@@ -1,0 +1,112 @@
+"""On-disk cache of image features for RICES, keyed by (embedder, dataset, split, data fingerprint).
+
+Stored as safetensors (reading one executes nothing, unlike pickle), with the key and the example ids
+in its metadata. A file whose key, ids or shape disagree with what is asked for, or that cannot be
+read, is rebuilt with a warning, never used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from evals.embedders import Embedder, OnBatch
+from evals.records import Example
+
+FORMAT_VERSION = "1"
+DEFAULT_CACHE_DIR = Path(os.environ.get("EVALS_CACHE_DIR", Path.home() / ".cache" / "evals" / "features"))
+
+
+class FeatureCacheWarning(UserWarning):
+    """A cached feature file was stale or unreadable and is being rebuilt."""
+
+
+class StaleCache(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class FeatureTable:
+    """One L2-normalised row per example, in the given example order."""
+
+    ids: tuple[str, ...]
+    matrix: np.ndarray
+    fingerprint: str
+    path: Path
+
+
+def cache_key(embedder: Embedder, dataset: str, split: str, data_fingerprint: str, n: int) -> dict[str, str]:
+    return {"format": FORMAT_VERSION, "embedder": embedder.fingerprint, "dataset": dataset, "split": split,
+            "data_fingerprint": data_fingerprint, "n": str(n)}
+
+
+def cache_path(cache_dir: Path, key: dict[str, str]) -> Path:
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    embedder = re.sub(r"[^A-Za-z0-9._-]+", "--", key["embedder"])[:80]
+    return Path(cache_dir) / embedder / f"{key['dataset']}-{key['split']}-{digest}.safetensors"
+
+
+def read_cached(path: Path, key: dict[str, str], ids: Sequence[str]) -> np.ndarray:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="np") as handle:
+            metadata = handle.metadata() or {}
+            matrix = handle.get_tensor("features")
+    except Exception as error:  # a truncated or foreign file fails in many ways; all mean "rebuild"
+        raise StaleCache(f"unreadable ({error.__class__.__name__})") from None
+    for field, value in key.items():
+        if metadata.get(field) != value:
+            raise StaleCache(f"{field} is {metadata.get(field)!r}, expected {value!r}")
+    if json.loads(metadata.get("ids", "[]")) != list(ids):
+        raise StaleCache("example ids differ")
+    if matrix.ndim != 2 or matrix.shape[0] != len(ids) or not np.isfinite(matrix).all():
+        raise StaleCache(f"features have shape {matrix.shape} or non-finite values")
+    return matrix
+
+
+def compute(embedder: Embedder, examples: Sequence[Example], on_batch: OnBatch | None) -> np.ndarray:
+    """Embed each distinct image once; an example's row is its first image's vector."""
+    images = {}
+    for example in examples:
+        images.setdefault(example.images[0].id, example.images[0])
+    vectors = embedder.embed(list(images.values()), on_batch)
+    row_of = {image_id: n for n, image_id in enumerate(images)}
+    return vectors[[row_of[e.images[0].id] for e in examples]]
+
+
+def write_cached(path: Path, key: dict[str, str], ids: Sequence[str], matrix: np.ndarray) -> None:
+    from safetensors.numpy import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({"features": np.ascontiguousarray(matrix, dtype=np.float32)}, str(tmp),
+              metadata={**key, "ids": json.dumps(list(ids))})
+    os.replace(tmp, path)
+
+
+def load_or_build(
+    embedder: Embedder, dataset: str, split: str, examples: Sequence[Example], data_fingerprint: str,
+    cache_dir: Path = DEFAULT_CACHE_DIR, on_batch: OnBatch | None = None,
+) -> FeatureTable:
+    """The examples' features from the cache, computing and storing them on a miss or a stale file."""
+    key = cache_key(embedder, dataset, split, data_fingerprint, len(examples))
+    path = cache_path(cache_dir, key)
+    ids = [e.id for e in examples]
+    fingerprint = "sha256:" + path.stem.rsplit("-", 1)[-1]
+    if path.exists():
+        try:
+            return FeatureTable(tuple(ids), read_cached(path, key, ids), fingerprint, path)
+        except StaleCache as reason:
+            warnings.warn(f"feature cache {path}: {reason}; rebuilding", FeatureCacheWarning, stacklevel=2)
+    matrix = compute(embedder, examples, on_batch)
+    write_cached(path, key, ids, matrix)
+    return FeatureTable(tuple(ids), matrix, fingerprint, path)
