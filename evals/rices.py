@@ -2,8 +2,9 @@
 images are most similar to the query's, by cosine similarity of cached image embeddings.
 
 faiss finds candidates (exact inner product by default, IVF for very large support sets); the
-candidates are then re-scored in float64 and ordered by (similarity, id), so the chosen shots never
-depend on how queries were batched for the search.
+candidates are then re-scored in float64 and ordered by (similarity, id). When the weakest candidate
+ties the k-th shot, the search widens until no unseen example can tie: so the chosen shots depend
+neither on how queries were batched for the search nor on the order of the support file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from evals.registry import SELECTORS
 from evals.selection import RicesOptions, SelectionContext, ShotChoice
 
 TIE_MARGIN = 8  # extra candidates, so near-ties at the k-th place are decided by the exact re-score
+TIE_TOLERANCE = 1e-5  # float32 search error bound for unit vectors: closer than this counts as a tie
 
 
 def build_index(matrix: np.ndarray, kind: str):
@@ -48,11 +50,13 @@ class RicesSelector:
         options: RicesOptions = RicesOptions(), support_images: Sequence[str] | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
-        self.support_ids = list(support_ids)
-        self.support = np.ascontiguousarray(support, dtype=np.float32)
+        order = sorted(range(len(support_ids)), key=lambda i: support_ids[i])  # canonical: file order never matters
+        self.support_ids = [support_ids[i] for i in order]
+        self.support = np.ascontiguousarray(np.asarray(support, dtype=np.float32)[order])
         self.query_vectors = query_vectors
         self.options = options
-        self.support_images = list(support_images) if support_images is not None else self.support_ids
+        images = list(support_images) if support_images is not None else list(support_ids)
+        self.support_images = [images[i] for i in order]
         self.details = details or {}
         self.index = build_index(self.support, options.index)
 
@@ -64,13 +68,18 @@ class RicesSelector:
             raise ConfigError(f"{k} RICES shots requested but the support set has {len(self.support_ids) - 1} others")
         vectors = np.stack([self.query_vectors[q.id] for q in queries]).astype(np.float32)
         wanted = min(len(self.support_ids), k + 1 + TIE_MARGIN + (k if self.options.dedup_images else 0))
-        _, candidates = self.index.search(vectors, wanted)
-        return [self.choose(q, vectors[n], candidates[n], k) for n, q in enumerate(queries)]
+        similarities, candidates = self.index.search(vectors, wanted)
+        return [self.choose(q, vectors[n], similarities[n], candidates[n], k) for n, q in enumerate(queries)]
 
-    def choose(self, query: Example, vector: np.ndarray, candidates: np.ndarray, k: int) -> ShotChoice:
-        ranked = self.rank(query, vector, candidates)
-        if len(ranked) < k and len(candidates) < len(self.support_ids):  # dedup or IVF left too few: search all
-            ranked = self.rank(query, vector, np.arange(len(self.support_ids)))
+    def choose(self, query: Example, vector: np.ndarray, found: np.ndarray, candidates: np.ndarray, k: int) -> ShotChoice:
+        while True:
+            ranked = self.rank(query, vector, candidates)
+            exhausted = len(candidates) >= len(self.support_ids)
+            weakest = float(found[candidates >= 0].min()) if (candidates >= 0).any() else -np.inf
+            if exhausted or (len(ranked) >= k and weakest < ranked[k - 1][0] - TIE_TOLERANCE):
+                break
+            # Too few after filtering, or an unseen example could tie the k-th shot: widen the search.
+            found, candidates = (a[0] for a in self.index.search(vector[None], min(2 * len(candidates), len(self.support_ids))))
         if len(ranked) < k:
             raise ConfigError(f"query {query.id}: only {len(ranked)} RICES shots with distinct images, {k} requested")
         top = ranked[:k]
