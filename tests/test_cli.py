@@ -66,3 +66,26 @@ def test_listings():
     assert tasks.returncode == models.returncode == 0
     assert all(name in tasks.stdout for name in ("vqav2", "okvqa", "demo_vqa"))
     assert all(name in models.stdout for name in ("tiny-idefics", "idefics-9b", "scripted"))
+
+
+@pytest.mark.slow
+def test_run_random_and_rices_on_the_demo_suite(tmp_path):
+    build = evals("rices", "build", "--limit", "16", "--cache-dir", str(tmp_path / "cache"))
+    assert build.returncode == 0, build.stderr
+    assert "offline-pixels" in build.stdout and len(list((tmp_path / "cache").rglob("*.safetensors"))) == 2
+    result = evals("run", "--selection", "random,rices", "--shots", "0,4", "--limit", "16",
+                   "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    records = {p.name for p in (tmp_path / "out" / "tiny-idefics" / "demo_vqa").glob("*.json")}
+    assert records == {f"{s}-{k}shot-seed0.json" for s in ("random", "rices") for k in (0, 4)}
+    record = json.loads((tmp_path / "out" / "tiny-idefics" / "demo_vqa" / "rices-4shot-seed0.json").read_text())
+    assert record["protocol"]["selection_details"]["embedder"] == "offline-pixels-8x8-v1"
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 2  # the run reused what build made
+
+
+def test_unknown_embedder_is_one_clear_error(tmp_path):
+    result = evals("run", "--model", "scripted", "--selection", "rices", "--embedder", "offlne",
+                   "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 2
+    assert "unknown embedder 'offlne'" in result.stderr and "did you mean 'offline'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -187,3 +187,16 @@ def test_vision_tower_embedder(tmp_path, tiny_idefics):
     (result,) = run(tiny_idefics, ["demo_vqa"], RunSettings(shots=(2,), selections=("rices",), limit=4,
                                                             rices=rices, output_dir=tmp_path / "out"))
     assert result.protocol.selection_details["embedder"].startswith("vision-tower:tiny-idefics@")
+
+
+def test_second_run_calls_no_embedder(tmp_path, monkeypatch):
+    from evals.registry import EMBEDDERS
+
+    counting = CountingEmbedder()
+    monkeypatch.setitem(EMBEDDERS._entries, "offline", lambda model, device: counting)
+    settings = RunSettings(shots=(2, 4), seeds=(0, 1), selections=("rices",), limit=10,
+                           rices=RicesOptions(embedder="offline", cache_dir=tmp_path / "cache"))
+    run(ScriptedModel(), ["demo_vqa"], replace(settings, output_dir=tmp_path / "first"))
+    assert counting.calls == 2  # support and queries, once for all four cells
+    run(ScriptedModel(), ["demo_vqa"], replace(settings, output_dir=tmp_path / "second"))
+    assert counting.calls == 2
