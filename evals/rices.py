@@ -58,14 +58,15 @@ class RicesSelector:
         images = list(support_images) if support_images is not None else list(support_ids)
         self.support_images = [images[i] for i in order]
         self.details = details or {}
+        self.members = set(self.support_ids)
         self.index = build_index(self.support, options.index)
 
     def select_many(self, queries: Sequence[Example], k: int, seed: int) -> list[ShotChoice]:
         """Top-k per query; `seed` is unused (RICES is deterministic), accepted for a uniform protocol."""
         if k == 0 or not queries:
             return [ShotChoice(()) for _ in queries]
-        if k > len(self.support_ids) - 1 and any(q.id in set(self.support_ids) for q in queries):
-            raise ConfigError(f"{k} RICES shots requested but the support set has {len(self.support_ids) - 1} others")
+        if k > len(self.support_ids) - any(q.id in self.members for q in queries):
+            raise ConfigError(f"{k} RICES shots requested but the support set has {len(self.support_ids)} examples")
         vectors = np.stack([self.query_vectors[q.id] for q in queries]).astype(np.float32)
         wanted = min(len(self.support_ids), k + 1 + TIE_MARGIN + (k if self.options.dedup_images else 0))
         similarities, candidates = self.index.search(vectors, wanted)
