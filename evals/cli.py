@@ -116,7 +116,7 @@ def rices_build(
 ) -> None:
     """Precompute the RICES feature cache (support and query splits) so later runs only read it."""
     from evals.models import resolve_model
-    from evals.registry import SELECTORS, TASKS
+    from evals.registry import TASKS
     from evals.runner import RunSettings, build_selector, load_task_data
 
     task_names = task or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
@@ -124,7 +124,6 @@ def rices_build(
     loaded = resolve_model(model, device=device) if embedder == "vision-tower" else None
     settings = RunSettings(data_dir=data_dir, limit=limit,
                            rices=rices_options(embedder, "ascending", False, "exact", cache_dir, device))
-    SELECTORS.get("rices")
     with RichProgress() as progress:
         for t in tasks:
             data = load_task_data(t, settings)

@@ -60,10 +60,12 @@ class PixelEmbedder:
 
 
 def weights_digest(folder: Path) -> str:
+    """A short hash of a local checkpoint's weight files: its revision when it has no hub commit."""
     digest = hashlib.sha256()
-    for path in sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")):
+    files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
+    for path in files:
         digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return "sha256:" + digest.hexdigest()[:16] if files else "unknown"
 
 
 class ClipEmbedder:
@@ -84,7 +86,7 @@ class ClipEmbedder:
         self.name, self.device, self.batch_size = checkpoint, device, batch_size
         revision = getattr(self.model.config, "_commit_hash", None)
         local = Path(checkpoint)
-        self.fingerprint = f"clip:{checkpoint}@{revision or (weights_digest(local) if local.is_dir() else 'unknown')}"
+        self.fingerprint = f"clip:{checkpoint}@{revision or weights_digest(local)}"
 
     def embed(self, images: Sequence[ImageRef], on_batch: OnBatch | None = None) -> np.ndarray:
         import torch

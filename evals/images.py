@@ -9,7 +9,7 @@ from evals.errors import DataError
 from evals.records import ImageRef
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # shared support images stay decoded; ~0.5 GB at COCO sizes
 def _decode(path: Path):
     from PIL import Image, UnidentifiedImageError
 

@@ -21,16 +21,9 @@ DTYPES = ("float32", "bfloat16", "float16")
 
 def checkpoint_revision(checkpoint: str, model) -> str:
     """The hub commit when the checkpoint came from the hub, else a hash of the local weights."""
-    commit = getattr(model.config, "_commit_hash", None)
-    if commit:
-        return commit
-    import hashlib
+    from evals.embedders import weights_digest
 
-    weights = sorted(Path(checkpoint).glob("*.safetensors"))
-    digest = hashlib.sha256()
-    for path in weights:
-        digest.update(path.read_bytes())
-    return "sha256:" + digest.hexdigest()[:16] if weights else "unknown"
+    return getattr(model.config, "_commit_hash", None) or weights_digest(Path(checkpoint))
 
 
 class IdeficsModel:
