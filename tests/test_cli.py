@@ -89,3 +89,14 @@ def test_unknown_embedder_is_one_clear_error(tmp_path):
     assert result.returncode == 2
     assert "unknown embedder 'offlne'" in result.stderr and "did you mean 'offline'" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_run_rices_with_a_local_clip_folder(tmp_path):
+    from tests.test_rices import tiny_clip
+
+    clip = tiny_clip(tmp_path / "clip")
+    result = evals("run", "--model", "scripted", "--selection", "rices", "--embedder", str(clip), "--shots", "2",
+                   "--limit", "8", "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    (record,) = (tmp_path / "out" / "scripted" / "demo_vqa").glob("rices-2shot-seed0.json")
+    assert json.loads(record.read_text())["protocol"]["selection_details"]["embedder"].startswith(f"clip:{clip}@sha256:")
