@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import numpy as np
 
 from evals.embedders import Embedder, OnBatch
 from evals.records import Example
+from results.store import file_safe
 
 FORMAT_VERSION = "1"
 DEFAULT_CACHE_DIR = Path(os.environ.get("EVALS_CACHE_DIR", Path.home() / ".cache" / "evals" / "features"))
@@ -50,7 +50,7 @@ def cache_key(embedder: Embedder, dataset: str, split: str, data_fingerprint: st
 
 def cache_path(cache_dir: Path, key: dict[str, str]) -> Path:
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    embedder = re.sub(r"[^A-Za-z0-9._-]+", "--", key["embedder"])[:80]
+    embedder = file_safe(key["embedder"])[:80]
     return Path(cache_dir) / embedder / f"{key['dataset']}-{key['split']}-{digest}.safetensors"
 
 

@@ -59,11 +59,13 @@ class Progress(TypingProtocol):
 
 
 class NoProgress:
+    """Progress reporting for library use and tests: shows nothing."""
+
     def start(self, description: str, total: int) -> None:
-        pass
+        return None
 
     def advance(self, n: int) -> None:
-        pass
+        return None
 
 
 def run(

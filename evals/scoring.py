@@ -10,6 +10,7 @@ from evals.errors import ConfigError, DataError
 from evals.registry import TASKS
 from metrics.vqa import VQAReference, vqa_accuracy
 from tasks.base import read_json, require
+from tasks.vqa import human_answers
 
 
 def id_preview(ids: set) -> str:
@@ -39,11 +40,7 @@ def read_vqa_references(annotations_path: Path, questions_path: Path | None) -> 
     references = []
     for i, a in enumerate(annotations):
         qid = require(a, "question_id", annotations_path, f"annotation #{i}")
-        answers = require(a, "answers", annotations_path, f"annotation {qid}")
-        texts = tuple(str(require(x, "answer", annotations_path, f"an answer of annotation {qid}")) for x in answers)
-        if not texts:
-            raise DataError(f"{annotations_path}: annotation {qid} has an empty 'answers' list")
-        references.append(VQAReference(qid, texts, str(a.get("question_type", "")), str(a.get("answer_type", ""))))
+        references.append(VQAReference(qid, human_answers(a, annotations_path), str(a.get("question_type", "")), str(a.get("answer_type", ""))))
     if questions_path is not None:
         questions = require(read_json(questions_path), "questions", questions_path, "the top level")
         asked = {require(q, "question_id", questions_path, f"question #{i}") for i, q in enumerate(questions)}

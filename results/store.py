@@ -13,10 +13,15 @@ from evals.records import SampleRecord
 from results.schema import CellResult
 
 
+def file_safe(text: str) -> str:
+    """`text` with every run of characters unsafe in a file name replaced by `--`."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "--", text)
+
+
 def model_slug(model_id: str) -> str:
     """A folder name for a model id or path (`HuggingFaceM4/idefics-9b` -> `HuggingFaceM4--idefics-9b`)."""
     name = Path(model_id).name if os.path.isabs(model_id) else model_id
-    return re.sub(r"[^A-Za-z0-9._-]+", "--", name).strip("-") or "model"
+    return file_safe(name).strip("-") or "model"
 
 
 def cell_stem(output_dir: Path, result: CellResult) -> Path:
