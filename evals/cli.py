@@ -26,6 +26,26 @@ DEMO_SUITE = "demo"
 EMBEDDER_HELP = ("RICES image embedder: auto (offline for bundled demo data, else clip), offline, clip "
                  "(openai/clip-vit-large-patch14), clip-vit-b32, vision-tower (the model's own), or a CLIP folder/hub id.")
 CACHE_HELP = "RICES feature cache folder (default: $EVALS_CACHE_DIR or ~/.cache/evals/features)."
+TASK_MODULE_HELP = "A Python file whose import registers tasks (repeatable; also $EVALS_TASK_MODULES)."
+SOURCE_HELP = ("TASK=LOCATION: read TASK from LOCATION instead of DATA_DIR/<folder>: a folder of official files, "
+               "a Hugging Face save_to_disk folder, or a hub id (repeatable).")
+
+
+def load_task_modules(paths: list[Path] | None) -> None:
+    from evals.plugins import load_task_module
+
+    for path in paths or ():
+        load_task_module(path)
+
+
+def parse_sources(pairs: list[str] | None) -> dict[str, str]:
+    sources = {}
+    for pair in pairs or ():
+        name, sep, location = pair.partition("=")
+        if not sep or not name.strip() or not location.strip():
+            raise ConfigError(f"--source takes TASK=LOCATION, got '{pair}'")
+        sources[name.strip()] = location.strip()
+    return sources
 
 
 def parse_int_list(text: str, flag: str) -> tuple[int, ...]:
@@ -57,15 +77,23 @@ def run(
     rices_dedup_images: Annotated[bool, typer.Option(help="RICES: at most one shot per support image.")] = False,
     rices_index: Annotated[str, typer.Option(help="RICES search: exact (default) or ivf (approximate, large sets).")] = "exact",
     cache_dir: Annotated[Optional[Path], typer.Option(help=CACHE_HELP)] = None,
+    source: Annotated[Optional[list[str]], typer.Option(help=SOURCE_HELP)] = None,
+    loglik: Annotated[Optional[str], typer.Option(help="Ranked tasks: score a candidate by the sum (m4) or mean "
+                                                        "(OpenFlamingo) of its token log-probabilities. Default: the task's own.")] = None,
+    metric_variant: Annotated[Optional[list[str]], typer.Option(help="A peers' metric variant by name, used by the tasks "
+                                                                      "that have it (see `evals tasks`; repeatable).")] = None,
+    task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
 ) -> None:
     """Evaluate a model few-shot on tasks; write one record per cell (task x shots x selection x seed)."""
     from evals.models import resolve_model
     from evals.registry import TASKS
-    from evals.runner import RunSettings
+    from evals.runner import RunSettings, skipped_shots
     from evals.runner import run as run_cells
 
+    load_task_modules(task_module)
     task_names = task or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
-    for name in task_names:
+    sources = parse_sources(source)
+    for name in [*task_names, *sources]:
         TASKS.get(name)
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be >= 1, got {limit}")
@@ -74,7 +102,13 @@ def run(
         selections=tuple(s.strip() for s in selection.split(",") if s.strip()), limit=limit,
         batch_size=batch_size, data_dir=data_dir, output_dir=output_dir, prompt_format=prompt_format,
         rices=rices_options(embedder, rices_order, rices_dedup_images, rices_index, cache_dir, device),
+        sources=sources, loglik=loglik, metric_variants=tuple(metric_variant or ()),
     )
+    for name in task_names:
+        skipped = skipped_shots(TASKS.get(name), settings.shots)
+        if skipped:
+            errors.print(f"note: {name} runs at most {TASKS.get(name).max_shots} shots (its protocol); "
+                         f"skipping {', '.join(map(str, skipped))}-shot")
     with console.status(f"loading model {model}"):
         loaded = resolve_model(model, device=device, dtype=dtype)
     with RichProgress() as progress:
@@ -113,16 +147,19 @@ def rices_build(
     cache_dir: Annotated[Optional[Path], typer.Option(help=CACHE_HELP)] = None,
     limit: Annotated[Optional[int], typer.Option(help="Only the first N queries (as `run --limit`).")] = None,
     device: Annotated[str, typer.Option(help="torch device for the embedder.")] = "cpu",
+    source: Annotated[Optional[list[str]], typer.Option(help=SOURCE_HELP)] = None,
+    task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
 ) -> None:
     """Precompute the RICES feature cache (support and query splits) so later runs only read it."""
     from evals.models import resolve_model
     from evals.registry import TASKS
     from evals.runner import RunSettings, build_selector, load_task_data
 
+    load_task_modules(task_module)
     task_names = task or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
     tasks = [TASKS.get(name) for name in task_names]
     loaded = resolve_model(model, device=device) if embedder == "vision-tower" else None
-    settings = RunSettings(data_dir=data_dir, limit=limit,
+    settings = RunSettings(data_dir=data_dir, limit=limit, sources=parse_sources(source),
                            rices=rices_options(embedder, "ascending", False, "exact", cache_dir, device))
     with RichProgress() as progress:
         for t in tasks:
@@ -186,16 +223,25 @@ def score(
 
 
 @app.command("tasks")
-def list_tasks() -> None:
-    """List the registered tasks."""
+def list_tasks(
+    task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
+) -> None:
+    """List the registered tasks: kind, metrics, splits, and the files each expects under DATA_DIR."""
     from evals.registry import TASKS
 
-    table = Table(title="tasks")
-    for column in ("name", "kind", "splits (support -> query)", "data", "source"):
-        table.add_column(column)
+    load_task_modules(task_module)
+    table = Table(title="tasks", show_lines=True)
+    for column in ("name", "kind", "metric", "splits (support -> query)", "data", "source"):
+        table.add_column(column, overflow="fold")
     for name, t in TASKS.items():
-        data = "bundled" if t.default_root else f"DATA_DIR/{t.data_folder}"
-        table.add_row(name, t.kind, f"{t.support_split} -> {t.query_split}", data, t.paper)
+        data = "bundled" if t.default_root else f"DATA_DIR/{t.data_folder}/: {t.layout}"
+        if t.hf is not None and t.hf.hub_id:
+            data += f"\nor a Hugging Face dataset ({t.hf.hub_id})"
+        metric = t.headline + "".join(f"\nvariant: {v}" for v in sorted(t.metric_variants))
+        kind = t.kind if t.kind == "generate" else f"rank ({t.loglik})"
+        if t.max_shots is not None:
+            kind += f", <= {t.max_shots} shots"
+        table.add_row(name, kind, metric, f"{t.support_split} -> {t.query_split}", data, t.paper)
     console.print(table)
 
 

@@ -5,17 +5,29 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 IMAGE_MARKER = "<image>"
 
 
 @dataclass(frozen=True)
+class StoredImage:
+    """An image held in a column of a Hugging Face dataset row (hub id or `save_to_disk` folder)."""
+
+    location: str
+    split: str
+    row: int
+    column: str
+
+
+@dataclass(frozen=True)
 class ImageRef:
-    """An image by stable id (used for caching and records) and the file it is read from."""
+    """An image by stable id (used for caching and records) and where it is read from: a file, or a
+    row of a Hugging Face dataset."""
 
     id: str
-    path: Path
+    path: Path | None = None
+    stored: StoredImage | None = None
 
 
 @dataclass(frozen=True)
@@ -81,12 +93,18 @@ class Cell:
 
 @dataclass(frozen=True)
 class SampleRecord:
-    """What happened to one query: the exact prompt, the model's raw output, the scored prediction."""
+    """What happened to one query: the exact prompt, the model's raw output, the scored prediction.
+
+    Generative tasks: `output` is the generated text and `prediction` the postprocessed answer.
+    Ranked tasks: `output` holds each candidate's log-likelihood (one list per prompt) and
+    `prediction` what the metric reads (label, probability, ranks, pair scores); `prompt` is a
+    list when the example is scored under several prompts (Winoground: one per image).
+    """
 
     id: str
     shot_ids: tuple[str, ...]
-    prompt: str
-    output: str
-    prediction: str
+    prompt: str | list[str]
+    output: Any
+    prediction: Any
     score: float
     shot_similarities: tuple[float, ...] = ()  # RICES: each shot's cosine similarity to the query

@@ -62,7 +62,8 @@ _loaded = False
 
 
 def load_plugins() -> None:
-    """Import the modules whose import registers the built-in entries (cheap: no torch)."""
+    """Import the modules whose import registers the built-in entries (cheap: no torch), then the
+    installed task plugins and the task modules named in $EVALS_TASK_MODULES."""
     global _loaded
     if _loaded:
         return
@@ -73,3 +74,7 @@ def load_plugins() -> None:
     import evals.selection  # noqa: F401
     import prompts  # noqa: F401
     import tasks  # noqa: F401
+    from evals.plugins import load_entry_points, load_environment_modules
+
+    load_entry_points()
+    load_environment_modules()

@@ -8,13 +8,13 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
 from evals.errors import ConfigError
-from evals.models.base import Model
+from evals.models.base import LOGLIK_REDUCTIONS, Model
 from evals.records import Cell, Example, Prompt, SampleRecord
 from evals.registry import PROMPT_FORMATS, SELECTORS, TASKS
 from evals.selection import RicesOptions, SelectionContext, Selector, ShotChoice
@@ -35,6 +35,9 @@ class RunSettings:
     output_dir: Path = Path("eval-results")
     prompt_format: str | None = None  # None: the model's own format
     rices: RicesOptions = RicesOptions()
+    sources: Mapping[str, str] = field(default_factory=dict)  # task -> folder or hub id, overriding data_dir
+    loglik: str | None = None  # ranked tasks: "sum" or "mean" over candidate tokens; None: the task's own
+    metric_variants: tuple[str, ...] = ()  # peers' metric variants by name, applied where a task has one
 
 
 @dataclass(frozen=True)
@@ -48,9 +51,12 @@ class TaskData:
 
 @dataclass(frozen=True)
 class Request:
+    """One query's model input: a prompt to continue, or (ranked tasks) prompts with candidates to score."""
+
     query: Example
     shots: ShotChoice
-    prompt: Prompt
+    prompts: tuple[Prompt, ...]
+    candidates: tuple[tuple[str, ...], ...] = ()  # ranked tasks: continuations scored after each prompt
 
 
 class Progress(TypingProtocol):
@@ -75,8 +81,7 @@ def run(
     progress = progress or NoProgress()
     tasks = [TASKS.get(name) for name in task_names]  # unknown names fail before any work
     prompt_format = PROMPT_FORMATS.get(settings.prompt_format or model.info.prompt_format)
-    for selection in settings.selections:
-        SELECTORS.get(selection)
+    check_settings(tasks, settings)
     results = []
     for task in tasks:
         template = prompt_format.template(task.template)
@@ -95,17 +100,18 @@ def run_cell(
     started = time.perf_counter()
     requests = build_requests(task, template, selector, data, cell)
     params = replace(task.generation, stop_sequences=template.stop)
-    progress.start(f"{task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}", len(requests))
-    outputs, model_seconds = [], 0.0
-    for batch in batched(requests, settings.batch_size):
-        tick = time.perf_counter()
-        outputs += model.generate([r.prompt for r in batch], params)
-        model_seconds += time.perf_counter() - tick
-        progress.advance(len(batch))
-    predictions = {r.query.id: task.postprocess(o, template.stop) for r, o in zip(requests, outputs)}
-    metric = task.metric(predictions, data.queries)
+    loglik = settings.loglik or task.loglik
+    progress.start(f"{task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}", sum(len(r.prompts) for r in requests))
+    if task.kind == "generate":
+        outputs, model_seconds = generate_all(model, requests, params, settings.batch_size, progress)
+        predictions = {r.query.id: task.postprocess(o, template.stop) for r, o in zip(requests, outputs)}
+    else:
+        outputs, model_seconds = score_all(model, requests, loglik, settings.batch_size, progress)
+        predictions = {r.query.id: task.decide(r.query, o) for r, o in zip(requests, outputs)}
+    variant = chosen_variant(task, settings)
+    metric = task.metric_named(variant)(predictions, data.queries)
     samples = [
-        SampleRecord(r.query.id, r.shots.ids, r.prompt.text, o, predictions[r.query.id], metric.per_sample[r.query.id],
+        SampleRecord(r.query.id, r.shots.ids, prompt_texts(r), o, predictions[r.query.id], metric.per_sample[r.query.id],
                      r.shots.similarities)
         for r, o in zip(requests, outputs)
     ]
@@ -113,7 +119,7 @@ def run_cell(
     result = CellResult(
         task=task.name, shots=cell.shots, selection=cell.selection, seed=cell.seed,
         scores=dict(metric.scores), breakdowns={k: dict(v) for k, v in metric.breakdowns.items()},
-        protocol=cell_protocol(model, task, data, template, cell, params, selector.describe()),
+        protocol=cell_protocol(model, task, data, template, cell, params, selector.describe(), variant, loglik),
         timing={"wall_seconds": round(wall, 3), "model_seconds": round(model_seconds, 3),
                 "examples_per_second": round(len(requests) / wall, 2) if wall else 0.0},
     )
@@ -121,10 +127,57 @@ def run_cell(
     return result
 
 
+def generate_all(model: Model, requests: Sequence[Request], params, batch_size: int, progress: Progress):
+    """Each request's generated text, in request order, and the seconds spent inside the model."""
+    outputs, seconds = [], 0.0
+    for batch in batched(requests, batch_size):
+        tick = time.perf_counter()
+        outputs += model.generate([r.prompts[0] for r in batch], params)
+        seconds += time.perf_counter() - tick
+        progress.advance(len(batch))
+    return outputs, seconds
+
+
+def score_all(model: Model, requests: Sequence[Request], loglik: str, batch_size: int, progress: Progress):
+    """Each request's candidate log-likelihoods (one list per prompt), batched by prompt across requests."""
+    flat = [(n, prompt, options) for n, r in enumerate(requests) for prompt, options in zip(r.prompts, r.candidates)]
+    outputs: list[list[list[float]]] = [[] for _ in requests]
+    seconds = 0.0
+    for batch in batched(flat, batch_size):
+        tick = time.perf_counter()
+        scores = model.score([p for _, p, _ in batch], [c for _, _, c in batch], reduction=loglik)
+        seconds += time.perf_counter() - tick
+        for (n, _, _), row in zip(batch, scores):
+            outputs[n].append(row)
+        progress.advance(len(batch))
+    return outputs, seconds
+
+
+def prompt_texts(request: Request) -> str | list[str]:
+    texts = [p.text for p in request.prompts]
+    return texts[0] if len(texts) == 1 else texts
+
+
+def chosen_variant(task: Task, settings: RunSettings) -> str | None:
+    return next((v for v in settings.metric_variants if v in task.metric_variants), None)
+
+
+def check_settings(tasks: Sequence[Task], settings: RunSettings) -> None:
+    """Unknown selections, log-likelihood reductions or metric variants fail before any work."""
+    for selection in settings.selections:
+        SELECTORS.get(selection)
+    if settings.loglik is not None and settings.loglik not in LOGLIK_REDUCTIONS:
+        raise ConfigError(f"unknown log-likelihood reduction '{settings.loglik}' (choose from {', '.join(LOGLIK_REDUCTIONS)})")
+    known = {v for t in tasks for v in t.metric_variants}
+    for variant in settings.metric_variants:
+        if variant not in known:
+            raise ConfigError(f"no task in this run has metric variant '{variant}' (variants: {', '.join(sorted(known)) or 'none'})")
+
+
 def load_task_data(task: Task, settings: RunSettings) -> TaskData:
-    root = task.root(settings.data_dir)
-    support = task.load(root, task.support_split)
-    queries = task.load(root, task.query_split)
+    source = task.source(settings.data_dir, settings.sources.get(task.name))
+    support = task.read(source, task.support_split)
+    queries = task.read(source, task.query_split)
     if settings.limit is not None:
         queries = queries[: settings.limit]
     return TaskData(support, queries, {e.id: e for e in support}, fingerprint(support), fingerprint(queries))
@@ -146,9 +199,16 @@ def check_shots(task: Task, data: TaskData, shots: Sequence[int]) -> None:
 
 def task_cells(task: Task, settings: RunSettings) -> Iterator[Cell]:
     for shots in settings.shots:
+        if task.max_shots is not None and shots > task.max_shots:
+            continue  # e.g. Winoground is zero-shot only; `skipped_shots` tells the user
         for selection in settings.selections:
             for seed in settings.seeds:
                 yield Cell(task.name, shots, selection, seed)
+
+
+def skipped_shots(task: Task, shots: Sequence[int]) -> list[int]:
+    """Shot counts a zero-shot-only task (or one with a shot cap) does not run."""
+    return [k for k in shots if task.max_shots is not None and k > task.max_shots]
 
 
 def build_selector(
@@ -164,14 +224,20 @@ def build_selector(
 
 
 def build_requests(task: Task, template: PromptTemplate, selector: Selector, data: TaskData, cell: Cell) -> list[Request]:
-    """Choose every query's shots and render its prompt. Zero-shot (Flamingo): text-only shots
-    (with RICES, the retrieved examples' text)."""
+    """Choose every query's shots and render its prompts. Zero-shot (Flamingo): text-only shots for
+    generative tasks (with RICES, the retrieved examples' text), none for ranked tasks."""
     text_only = cell.shots == 0
     k = task.zero_shot_text_shots if text_only else cell.shots
     requests = []
     for query, choice in zip(data.queries, selector.select_many(data.queries, k, cell.seed)):
         shots = [(data.by_id[i], task.shot_answer(data.by_id[i])) for i in choice.ids]
-        requests.append(Request(query, choice, render(template, shots, query, text_only_shots=text_only)))
+        if task.kind == "generate":
+            requests.append(Request(query, choice, (render(template, shots, query, text_only_shots=text_only),)))
+            continue
+        views = task.rank_queries(query)
+        prompts = tuple(render(template, shots, v.example, text_only_shots=text_only) for v in views)
+        candidates = tuple(tuple(template.continuation(c) for c in v.candidates) for v in views)
+        requests.append(Request(query, choice, prompts, candidates))
     return requests
 
 
@@ -192,17 +258,22 @@ def fingerprint(examples: Sequence[Example]) -> str:
 
 
 def cell_protocol(
-    model: Model, task: Task, data: TaskData, template: PromptTemplate, cell: Cell, params, selection_details: dict
+    model: Model, task: Task, data: TaskData, template: PromptTemplate, cell: Cell, params, selection_details: dict,
+    variant: str | None, loglik: str,
 ) -> Protocol:
+    generate = task.kind == "generate"
     return Protocol(
         model=model.info.id, model_family=model.info.family, model_revision=model.info.revision,
         dtype=model.info.dtype, task=task.name, support_split=task.support_split, query_split=task.query_split,
         support_fingerprint=data.support_fingerprint, query_fingerprint=data.query_fingerprint,
         n_queries=len(data.queries), shots=cell.shots, selection=cell.selection, selection_details=selection_details,
         seed=cell.seed,
-        zero_shot=f"{task.zero_shot_text_shots} text-only shots" if cell.shots == 0 else "n/a",
+        zero_shot=("n/a" if cell.shots else f"{task.zero_shot_text_shots} text-only shots" if generate else "no shots"),
         prompt_format=template.format, template=template.key, template_hash=template.hash,
+        kind=task.kind,
         generation={"max_new_tokens": params.max_new_tokens, "num_beams": params.num_beams,
-                    "length_penalty": params.length_penalty, "stop_sequences": list(params.stop_sequences)},
-        metric=task.metric.__name__, postprocess=task.postprocess.__name__,
+                    "length_penalty": params.length_penalty, "stop_sequences": list(params.stop_sequences)} if generate else {},
+        loglik=loglik if not generate else "n/a",
+        metric=variant or task.metric.__name__,
+        postprocess=(task.postprocess if generate else task.decide).__name__,
     )

@@ -1,4 +1,4 @@
-"""Prompt formats: model-family templates kept as data (templates.toml), rendered by pure functions."""
+"""Prompt formats: model-family templates kept as data (templates/*.toml), rendered by pure functions."""
 
 from prompts.formats import PromptFormat, PromptTemplate, load_formats, render
 

@@ -14,7 +14,8 @@ from evals.errors import DataError
 from evals.records import IMAGE_MARKER, Example, ImageSegment, Prompt, Segment, TextSegment
 from evals.registry import PROMPT_FORMATS
 
-TEMPLATES_FILE = Path(__file__).with_name("templates.toml")
+TEMPLATES_DIR = Path(__file__).with_name("templates")
+FORMATS_FILE = TEMPLATES_DIR / "formats.toml"
 ANSWER_FIELD = "{answer}"
 
 
@@ -32,8 +33,13 @@ class PromptTemplate:
     def query(self) -> str:
         """The example template cut right before the answer: the model continues from there."""
         if ANSWER_FIELD not in self.example:
-            raise DataError(f"{TEMPLATES_FILE}: template {self.format}.{self.key} has no {ANSWER_FIELD} field")
+            raise DataError(f"{TEMPLATES_DIR}: template {self.format}.{self.key} has no {ANSWER_FIELD} field")
         return self.example.split(ANSWER_FIELD, 1)[0].rstrip(" ")
+
+    def continuation(self, answer: str) -> str:
+        """What a ranked task scores after the query: the spaces the query dropped, then the answer."""
+        before = self.example.split(ANSWER_FIELD, 1)[0]
+        return before[len(before.rstrip(" ")):] + answer
 
     @property
     def hash(self) -> str:
@@ -55,17 +61,22 @@ class PromptFormat:
         return self.templates[key]
 
 
-def load_formats(path: Path = TEMPLATES_FILE) -> dict[str, PromptFormat]:
-    data = tomllib.loads(path.read_text())
-    formats = {}
-    for name, table in data.items():
-        stop = tuple(table.get("stop", ()))
-        templates = {
-            key: PromptTemplate(name, key, t["example"], t.get("prefix", ""), stop)
-            for key, t in table.get("templates", {}).items()
-        }
-        formats[name] = PromptFormat(name, table.get("description", ""), templates)
-    return formats
+def load_formats(folder: Path = TEMPLATES_DIR) -> dict[str, PromptFormat]:
+    """Formats from formats.toml, each with the templates every task-family file gives it."""
+    formats = tomllib.loads((folder / FORMATS_FILE.name).read_text())
+    templates: dict[str, dict[str, PromptTemplate]] = {name: {} for name in formats}
+    for path in sorted(folder.glob("*.toml")):
+        if path.name == FORMATS_FILE.name:
+            continue
+        for name, table in tomllib.loads(path.read_text()).items():
+            if name not in formats:
+                raise DataError(f"{path}: unknown prompt format '{name}' (formats.toml has: {', '.join(formats)})")
+            stop = tuple(formats[name].get("stop", ()))
+            for key, t in table.items():
+                if key in templates[name]:
+                    raise DataError(f"{path}: template {name}.{key} is defined twice")
+                templates[name][key] = PromptTemplate(name, key, t["example"], t.get("prefix", ""), stop)
+    return {name: PromptFormat(name, table.get("description", ""), templates[name]) for name, table in formats.items()}
 
 
 def fill(text: str, fields: Mapping[str, str], example_id: str) -> str:

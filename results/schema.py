@@ -7,13 +7,13 @@ from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: ranked tasks (kind, loglik), metric variants by name
 
 
 def package_versions() -> dict[str, str]:
     """Versions that can change a number, read without importing the (heavy) packages."""
     versions = {"python": platform.python_version()}
-    for name in ("evals", "torch", "transformers", "tokenizers", "pillow"):
+    for name in ("evals", "torch", "transformers", "tokenizers", "pillow", "pycocoevalcap", "scikit-learn", "datasets"):
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
@@ -43,8 +43,10 @@ class Protocol:
     prompt_format: str
     template: str
     template_hash: str
-    generation: dict[str, Any]
-    metric: str
+    kind: str  # generate | rank
+    generation: dict[str, Any]  # decoding settings (generative tasks)
+    loglik: str  # ranked tasks: how candidate token log-probabilities are reduced (sum | mean)
+    metric: str  # the metric function, or the peers' variant chosen by name
     postprocess: str
     versions: dict[str, str] = field(default_factory=package_versions)
 

@@ -1,117 +1,35 @@
-"""Regenerate the bundled demo VQA set (tasks/demo/vqa) in the official VQAv2 file formats.
+"""Regenerate the bundled demo suite (tasks/demo/<family>) in each benchmark's official file formats.
 
-The scenes are coloured shapes on a plain background, so questions have one visually grounded answer.
-Each question carries 10 human-style answers (mostly the true answer, a few cased or padded variants
-and an occasional wrong one), so the official scorer's normalisation and leave-one-out both matter.
-Everything is drawn from one seeded RNG: running the script twice gives identical files.
+Each module in scripts/demo/ (except the shared drawing helpers) builds one family's demo set into
+its own folder from its own seeded RNG: running the script twice gives identical files.
 
-    python scripts/make_demo_data.py [OUT]      # writes tasks/demo/vqa (or OUT)
+    python scripts/make_demo_data.py [OUT]      # writes tasks/demo/* (or OUT/*)
 """
 
 from __future__ import annotations
 
-import json
-import random
+import importlib
 import shutil
 import sys
 from pathlib import Path
 
-from PIL import Image, ImageDraw
-
-OUT = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "vqa"
-SEED = 20261122
-IMAGE_SIZE = 48
-COLORS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 70, 220), "yellow": (235, 215, 40)}
-SHAPES = ("circle", "square", "triangle")
-SPLITS = {"train2014": (0, 160), "val2014": (1000, 40)}  # name: (first image id, number of images)
+HERE = Path(__file__).resolve().parent
+OUT = HERE.parent / "tasks" / "demo"
+SHARED = {"shapes"}
 
 
-def draw_scene(shapes: list[tuple[str, str]]) -> Image.Image:
-    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (245, 245, 245))
-    draw = ImageDraw.Draw(image)
-    cell = IMAGE_SIZE // len(shapes)
-    for slot, (color, shape) in enumerate(shapes):
-        x0, y0 = slot * cell + 2, IMAGE_SIZE // 2 - cell // 2 + 2
-        box = (x0, y0, x0 + cell - 4, y0 + cell - 4)
-        fill = COLORS[color]
-        if shape == "circle":
-            draw.ellipse(box, fill=fill)
-        elif shape == "square":
-            draw.rectangle(box, fill=fill)
-        else:
-            draw.polygon([(box[0], box[3]), (box[2], box[3]), ((box[0] + box[2]) // 2, box[1])], fill=fill)
-    return image
-
-
-def questions_for(shapes: list[tuple[str, str]], rng: random.Random) -> list[dict]:
-    """Questions whose single true answer follows from the scene: (question, answer, q type, a type)."""
-    colors = [c for c, _ in shapes]
-    kinds = [k for _, k in shapes]
-    candidates = [("How many shapes are there?", str(len(shapes)), "how many", "number")]
-    unique_kinds = [k for k in kinds if kinds.count(k) == 1]
-    if unique_kinds:
-        kind = rng.choice(unique_kinds)
-        candidates.append((f"What color is the {kind}?", colors[kinds.index(kind)], "what color", "other"))
-    unique_colors = [c for c in colors if colors.count(c) == 1]
-    if unique_colors:
-        color = rng.choice(unique_colors)
-        candidates.append((f"What shape is the {color} object?", kinds[colors.index(color)], "what", "other"))
-    asked = rng.choice(sorted(COLORS))
-    candidates.append((f"Is there a {asked} shape?", "yes" if asked in colors else "no", "is there", "yes/no"))
-    rng.shuffle(candidates)
-    return [dict(zip(("question", "answer", "question_type", "answer_type"), c)) for c in candidates[:3]]
-
-
-def human_answers(answer: str, rng: random.Random) -> list[str]:
-    """Ten annotator answers: mostly the truth, some surface variants, sometimes one disagreement."""
-    variants = [answer, answer, answer, answer.capitalize(), f" {answer}", f"{answer}."]
-    answers = [rng.choice(variants) for _ in range(10)]
-    if rng.random() < 0.3:
-        answers[rng.randrange(10)] = rng.choice(["not sure", "maybe", "unknown"])
-    return answers
-
-
-def build_split(out: Path, split: str, first_id: int, count: int, rng: random.Random, qid: int) -> tuple[list, list, int]:
-    image_dir = out / split
-    image_dir.mkdir(parents=True)
-    questions, annotations = [], []
-    for image_id in range(first_id, first_id + count):
-        shapes = [(rng.choice(sorted(COLORS)), rng.choice(SHAPES)) for _ in range(rng.randint(1, 3))]
-        draw_scene(shapes).save(image_dir / f"COCO_{split}_{image_id:012d}.jpg", quality=95)
-        for q in questions_for(shapes, rng):
-            questions.append({"image_id": image_id, "question": q["question"], "question_id": qid})
-            answers = human_answers(q["answer"], rng)
-            annotations.append({
-                "question_id": qid,
-                "image_id": image_id,
-                "question_type": q["question_type"],
-                "answer_type": q["answer_type"],
-                "multiple_choice_answer": q["answer"],
-                "answers": [
-                    {"answer": a, "answer_confidence": "yes", "answer_id": i + 1} for i, a in enumerate(answers)
-                ],
-            })
-            qid += 1
-    return questions, annotations, qid
-
-
-def write_json(path: Path, payload: dict) -> None:
-    path.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
+def families() -> list[str]:
+    return sorted(p.stem for p in (HERE / "demo").glob("*.py") if p.stem not in SHARED)
 
 
 def main(out: Path = OUT) -> None:
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    rng = random.Random(SEED)
-    qid = 1
-    for split, (first_id, count) in SPLITS.items():
-        questions, annotations, qid = build_split(out, split, first_id, count, rng, qid)
-        header = {"data_subtype": split, "data_type": "mscoco", "task_type": "Open-Ended",
-                  "info": {"description": "evals demo VQA (synthetic shapes)"}, "license": {}}
-        write_json(out / f"v2_OpenEnded_mscoco_{split}_questions.json", {**header, "questions": questions})
-        write_json(out / f"v2_mscoco_{split}_annotations.json", {**header, "annotations": annotations})
-        print(f"{split}: {count} images, {len(questions)} questions")
+    sys.path.insert(0, str(HERE / "demo"))
+    for family in families():
+        folder = out / family
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        importlib.import_module(family).build(folder)
 
 
 if __name__ == "__main__":

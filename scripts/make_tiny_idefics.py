@@ -35,7 +35,7 @@ IMAGE_TOKENS = ["<fake_token_around_image>", "<image>", "<end_of_utterance>"]
 BASE_VOCAB = 512
 
 
-# The words of the prompt formats (kept here, not read from templates.toml, so that editing a
+# The words of the prompt formats (kept here, not read from prompts/templates, so that editing a
 # template never changes the tokenizer).
 FORMAT_WORDS = [
     "Question: Short answer: Answer: Caption: Output: User: Assistant: Image: Description of the image:",

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from evals.errors import DataError
+from evals.errors import ConfigError, DataError
 from evals.records import Example, GenerationParams
+from tasks.hf import HFSpec, is_saved_dataset, read_hf_split
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,39 @@ class MetricResult:
     breakdowns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
 
+MetricFn = Callable[[Mapping[str, Any], Sequence[Example]], MetricResult]
+
+
+@dataclass(frozen=True)
+class RankQuery:
+    """One prompt of a ranked task: the example as the prompt shows it, and the answers to score after it.
+
+    Most tasks give one per example; Winoground gives one per image (each scoring both captions).
+    """
+
+    example: Example
+    candidates: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a task's split files come from: a folder of official files, or a Hugging Face dataset."""
+
+    location: str
+    kind: Literal["files", "hf"]
+
+
 @dataclass(frozen=True)
 class Task:
     """A benchmark, declared. The runner drives it; a task never calls a model.
 
-    `load(root, split)` reads the benchmark's own files under `root`; `shot_answer` is the text a
-    demonstration shows as its answer; `postprocess` turns raw model output into the prediction
-    that `metric` scores against the examples' references.
+    `load(root, split)` reads the benchmark's own files under `root` (`hf` reads a Hugging Face
+    copy); `shot_answer` is the text a demonstration shows as its answer.
+    Generative tasks (`kind="generate"`): `postprocess` turns the model's text into the prediction.
+    Ranked tasks (`kind="rank"`): `rank_queries` gives the prompts and candidate answers, the model
+    scores each candidate by log-likelihood (`loglik`: "sum" or "mean" over its tokens) and
+    `decide` turns the scores into the prediction. `metric` scores predictions against the examples'
+    references; `metric_variants` are the peers' variants, chosen by name and recorded.
     """
 
     name: str
@@ -38,24 +65,70 @@ class Task:
     query_split: str
     template: str
     shot_answer: Callable[[Example], str]
-    postprocess: Callable[[str, Sequence[str]], str]
-    metric: Callable[[Mapping[str, str], Sequence[Example]], MetricResult]
+    metric: MetricFn
+    headline: str  # the metric key a leaderboard shows for this task
+    layout: str  # the expected files under the task's folder, as `evals tasks` shows them
+    postprocess: Callable[[str, Sequence[str]], str] | None = None
+    rank_queries: Callable[[Example], Sequence[RankQuery]] | None = None
+    decide: Callable[[Example, Sequence[Sequence[float]]], Any] | None = None
+    loglik: str = "sum"
+    metric_variants: Mapping[str, MetricFn] = field(default_factory=dict)
     generation: GenerationParams = GenerationParams()
     data_folder: str = ""
     default_root: Path | None = None
-    zero_shot_text_shots: int = 2
+    zero_shot_text_shots: int = 2  # Flamingo: 2 text-only shots for open-ended tasks; ranked tasks use 0
+    max_shots: int | None = None  # None: any; 0 for zero-shot-only benchmarks (Winoground)
     suites: tuple[str, ...] = ()
     submission_format: str = ""  # which `evals score` reader this task's submission files use
+    hf: HFSpec | None = None
 
-    def root(self, data_dir: Path | None) -> Path:
-        """Where this task's files are: the bundled copy for demo tasks, else `DATA_DIR/<data_folder>`."""
+    def __post_init__(self) -> None:
+        if self.kind == "generate" and self.postprocess is None:
+            raise ValueError(f"task '{self.name}': a generative task needs postprocess")
+        if self.kind == "rank" and (self.rank_queries is None or self.decide is None):
+            raise ValueError(f"task '{self.name}': a ranked task needs rank_queries and decide")
+
+    def source(self, data_dir: Path | None, override: str | None = None) -> DataSource:
+        """Where to read from: `override` (a folder or hub id), the bundled copy, or DATA_DIR/<data_folder>.
+
+        A folder written by `save_to_disk` is read as a Hugging Face dataset, any other folder as
+        the benchmark's official files.
+        """
+        if override:
+            folder = Path(override)
+            if folder.is_dir():
+                return DataSource(str(folder), "hf" if is_saved_dataset(folder) else "files")
+            if "/" in override and not override.startswith((".", "/")):
+                return DataSource(override, "hf")
+            raise DataError(f"task '{self.name}': data source '{override}' is neither a folder nor a hub id")
         if self.default_root is not None:
-            return self.default_root
+            return DataSource(str(self.default_root), "files")
         if data_dir is None:
             raise DataError(
                 f"task '{self.name}' needs its data: pass --data-dir DIR with the files under DIR/{self.data_folder}/"
+                f" (expected: {self.layout})"
             )
-        return Path(data_dir) / self.data_folder
+        folder = Path(data_dir) / self.data_folder
+        return DataSource(str(folder), "hf" if is_saved_dataset(folder) else "files")
+
+    def read(self, source: DataSource, split: str) -> list[Example]:
+        """One split's examples from the official files or the Hugging Face copy."""
+        if source.kind == "files":
+            if not Path(source.location).is_dir():
+                raise DataError(f"task '{self.name}': data folder {source.location} not found (expected: {self.layout})")
+            return self.load(Path(source.location), split)
+        if self.hf is None:
+            raise DataError(f"task '{self.name}' has no Hugging Face reader; give its official files (expected: {self.layout})")
+        return read_hf_split(self.hf, source.location, split)
+
+    def metric_named(self, variant: str | None) -> MetricFn:
+        """The default metric, or the peers' variant of that name."""
+        if variant is None:
+            return self.metric
+        if variant not in self.metric_variants:
+            known = ", ".join(sorted(self.metric_variants)) or "none"
+            raise ConfigError(f"task '{self.name}' has no metric variant '{variant}' (variants: {known})")
+        return self.metric_variants[variant]
 
 
 def read_json(path: Path) -> Any:

@@ -25,6 +25,10 @@ class VQAFiles:
     annotations: str
     image: str = "{split}/COCO_{split}_{image_id:012d}.jpg"
 
+    @property
+    def layout(self) -> str:
+        return f"{self.questions}, {self.annotations}, {self.image}"
+
     def load(self, root: Path, split: str) -> list[Example]:
         questions_path = root / self.questions.format(split=split)
         annotations_path = root / self.annotations.format(split=split)
@@ -88,6 +92,7 @@ def vqa_task(name: str, paper: str, files: VQAFiles, **overrides) -> Task:
         name=name, paper=paper, kind="generate", load=files.load,
         support_split="train2014", query_split="val2014", template="vqa",
         shot_answer=most_common_answer, postprocess=postprocess_vqa, metric=score_vqa,
+        headline="vqa_accuracy", layout=files.layout,
         generation=GenerationParams(max_new_tokens=10, num_beams=3, length_penalty=0.0),
         submission_format="vqa",
     )

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from evals.models import BUNDLED_CHECKPOINT
-from tasks.vqa import DEMO_ROOT
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,9 +20,9 @@ def tree_hashes(root: Path) -> dict[str, str]:
 
 
 def test_demo_data_regenerates_identically(tmp_path):
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_demo_data.py"), str(tmp_path / "vqa")], check=True,
+    subprocess.run([sys.executable, str(REPO / "scripts" / "make_demo_data.py"), str(tmp_path / "demo")], check=True,
                    capture_output=True)
-    assert tree_hashes(tmp_path / "vqa") == tree_hashes(DEMO_ROOT)
+    assert tree_hashes(tmp_path / "demo") == tree_hashes(REPO / "tasks" / "demo")
 
 
 def test_tiny_checkpoint_regenerates_identically(tmp_path):

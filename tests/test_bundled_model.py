@@ -38,7 +38,7 @@ def test_generation_is_not_constant(tmp_path, tiny_idefics):
 
 def prompt_and_template():
     task = TASKS.get("demo_vqa")
-    support = task.load(task.root(None), "train2014")
+    support = task.read(task.source(None), "train2014")
     template = PROMPT_FORMATS.get("idefics").template("vqa")
     return render(template, [(support[0], "red"), (support[1], "2")], support[2])
 

@@ -34,14 +34,14 @@ def test_okvqa_file_names(tmp_path):
     (root / "v2_OpenEnded_mscoco_val2014_questions.json").rename(root / "OpenEnded_mscoco_val2014_questions.json")
     (root / "v2_mscoco_val2014_annotations.json").rename(root / "mscoco_val2014_annotations.json")
     task = TASKS.get("okvqa")
-    examples = task.load(task.root(tmp_path), "val2014")
+    examples = task.read(task.source(tmp_path), "val2014")
     assert [e.id for e in examples] == ["7", "8", "9"]
 
 
 def test_demo_set_is_in_official_format():
     task = TASKS.get("demo_vqa")
-    support = task.load(task.root(None), task.support_split)
-    queries = task.load(task.root(None), task.query_split)
+    support = task.read(task.source(None), task.support_split)
+    queries = task.read(task.source(None), task.query_split)
     assert len(support) > 400 and len(queries) > 100
     assert not {e.id for e in support} & {e.id for e in queries}
     assert all(len(e.references) == 10 and e.images[0].path.exists() for e in queries)
@@ -50,6 +50,6 @@ def test_demo_set_is_in_official_format():
 
 def test_shot_answer_is_the_most_common_human_answer():
     task = TASKS.get("demo_vqa")
-    (example,) = [e for e in task.load(task.root(None), "val2014") if e.id == "476"]
+    (example,) = [e for e in task.read(task.source(None), "val2014") if e.id == "476"]
     assert example.references.count("3") >= 5
     assert task.shot_answer(example) == "3"

@@ -6,6 +6,7 @@ Regenerate after an intended change with: UPDATE_SNAPSHOTS=1 pytest tests/test_p
 from __future__ import annotations
 
 import os
+import string
 from pathlib import Path
 
 import pytest
@@ -18,12 +19,25 @@ from prompts import render
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
-def example(n: int, question: str) -> Example:
-    return Example(str(n), (ImageRef(f"img{n}", Path(f"/data/img{n}.jpg")),), {"question": question}, ("x",) * 10)
+def example(n: int, question: str, extra_fields: tuple[str, ...] = ()) -> Example:
+    """An example with a question and, for other task families' templates, every other field they
+    name, filled with text that says which field and example it is."""
+    fields = {"question": question, **{name: f"<{name} {n}>" for name in extra_fields}}
+    return Example(str(n), (ImageRef(f"img{n}", Path(f"/data/img{n}.jpg")),), fields, ("x",) * 10)
 
 
-SHOTS = [(example(1, "What color is the bus?"), "red"), (example(2, "How many dogs are there?"), "2")]
-QUERY = example(3, "What is on the table?")
+def template_fields(template) -> tuple[str, ...]:
+    text = template.prefix + template.example
+    return tuple(sorted({name for _, name, _, _ in string.Formatter().parse(text) if name and name not in ("answer", "question")}))
+
+
+def cases_for(template):
+    extra = template_fields(template)
+    shots = [(example(1, "What color is the bus?", extra), "red"), (example(2, "How many dogs are there?", extra), "2")]
+    return shots, example(3, "What is on the table?", extra)
+
+
+SHOTS, QUERY = cases_for(PROMPT_FORMATS.get("idefics").template("vqa"))
 CASES = [(f, t) for f in PROMPT_FORMATS.names() for t in PROMPT_FORMATS.get(f).templates]
 
 
@@ -36,8 +50,9 @@ def snapshot_text(prompt) -> str:
 @pytest.mark.parametrize(("fmt", "key"), CASES)
 def test_prompt_snapshot(fmt, key, shots):
     template = PROMPT_FORMATS.get(fmt).template(key)
-    # Zero-shot as the runner renders it: two text-only demonstrations, then the query with its image.
-    prompt = render(template, SHOTS, QUERY, text_only_shots=True) if shots == 0 else render(template, SHOTS[:shots], QUERY)
+    examples, query = cases_for(template)
+    # Zero-shot as generative tasks render it: two text-only demonstrations, then the query with its image.
+    prompt = render(template, examples, query, text_only_shots=True) if shots == 0 else render(template, examples[:shots], query)
     path = SNAPSHOTS / f"prompt_{fmt}_{key}_{shots}shot.txt"
     if os.environ.get("UPDATE_SNAPSHOTS"):
         path.write_text(snapshot_text(prompt))
@@ -74,3 +89,12 @@ def test_template_hash_changes_with_the_template():
 
     template = PROMPT_FORMATS.get("idefics").template("vqa")
     assert replace(template, example=template.example.replace("Short answer", "Answer")).hash != template.hash
+
+
+def test_continuation_is_what_follows_the_query():
+    """A ranked task scores exactly the text a demonstration shows after the query's words."""
+    template = PROMPT_FORMATS.get("idefics").template("vqa")
+    query_text = render(template, [], QUERY).text
+    shot_text = render(template, [(QUERY, "a cat")], QUERY).text.split("\n")[0]
+    assert shot_text == query_text + template.continuation("a cat")
+    assert template.continuation("a cat") == " a cat"

@@ -86,7 +86,7 @@ class CountingEmbedder(PixelEmbedder):
 
 def demo_split(split):
     task = TASKS.get("demo_vqa")
-    return task.load(task.root(None), split)[:30]
+    return task.read(task.source(None), split)[:30]
 
 
 def test_second_load_reuses_the_cache(tmp_path):

@@ -86,7 +86,7 @@ def test_records_have_the_documented_keys(tmp_path):
 
 def test_score_reflects_predictions(tmp_path):
     task = TASKS.get("demo_vqa")
-    truth = {e.images[0].id + e.fields["question"]: e.references[0] for e in task.load(task.root(None), "val2014")}
+    truth = {e.images[0].id + e.fields["question"]: e.references[0] for e in task.read(task.source(None), "val2014")}
 
     def oracle(prompt):
         return truth[prompt.images[-1].id + prompt.text.rsplit("Question: ", 1)[1].split(" Short answer:")[0]]

@@ -9,6 +9,11 @@ from typing import Protocol
 from evals.records import GenerationParams, Prompt
 
 
+# How a candidate's token log-probabilities become its score: m4 (IDEFICS) sums them, OpenFlamingo
+# averages them (length-normalised). PROTOCOL.md offers both by name; results record which one ran.
+LOGLIK_REDUCTIONS = ("sum", "mean")
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What a result must say about the model that produced it."""
@@ -27,6 +32,9 @@ class Model(Protocol):
         """One continuation per prompt (raw text, special tokens removed)."""
         ...
 
-    def score(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
-        """Summed log-likelihood of each candidate continuation given its prompt."""
+    def score(
+        self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum"
+    ) -> list[list[float]]:
+        """Log-likelihood of each candidate continuation given its prompt, summed or averaged
+        (`reduction`, one of LOGLIK_REDUCTIONS) over the candidate's tokens."""
         ...

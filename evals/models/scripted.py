@@ -10,15 +10,18 @@ from evals.records import GenerationParams, Prompt
 
 class ScriptedModel:
     """Answers from `answers` (a function of the prompt, or a map from the prompt's last text
-    segment to an answer), else `default`; ranks candidates by `candidate_scores`, else by length."""
+    segment to an answer), else `default`; scores candidates by `candidate_scores(prompt, candidate)`,
+    else by minus their length in characters (`mean`: minus 1 per character, so all tie)."""
 
     def __init__(
         self,
         answers: Callable[[Prompt], str] | Mapping[str, str] | None = None,
         default: str = "yes",
         prompt_format: str = "idefics",
+        candidate_scores: Callable[[Prompt, str], float] | None = None,
     ) -> None:
         self.answers = answers or {}
+        self.candidate_scores = candidate_scores
         self.default = default
         self.info = ModelInfo("scripted", "scripted", "fixed", "none", prompt_format)
         self.seen: list[Prompt] = []
@@ -35,7 +38,11 @@ class ScriptedModel:
         self.batch_sizes.append(len(prompts))
         return [self.answer(p) for p in prompts]
 
-    def score(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
+    def score(
+        self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum"
+    ) -> list[list[float]]:
         self.seen.extend(prompts)
         self.batch_sizes.append(len(prompts))
-        return [[-float(len(c)) for c in options] for options in candidates]
+        if self.candidate_scores is not None:
+            return [[self.candidate_scores(p, c) for c in options] for p, options in zip(prompts, candidates)]
+        return [[-1.0 if reduction == "mean" else -float(len(c)) for c in options] for options in candidates]

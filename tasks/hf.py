@@ -1,0 +1,88 @@
+"""Benchmarks as Hugging Face datasets: a hub id (read from the local cache when offline) or a local
+`save_to_disk` folder, turned into the same Examples the official-file loaders give."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from evals.errors import DataError
+from evals.records import Example, ImageRef, StoredImage
+
+
+def is_saved_dataset(path: Path) -> bool:
+    """True for a folder written by `Dataset.save_to_disk` or `DatasetDict.save_to_disk`."""
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+@dataclass(frozen=True)
+class Row:
+    """One dataset row with the context to name it in errors and to reference its images lazily."""
+
+    values: Mapping[str, Any]
+    location: str
+    split: str
+    index: int
+
+    def where(self) -> str:
+        return f"{self.location} [{self.split}] row {self.index}"
+
+    def get(self, key: str) -> Any:
+        if key not in self.values:
+            raise DataError(f"{self.where()}: no field '{key}' (columns: {', '.join(sorted(self.values))})")
+        return self.values[key]
+
+    def image(self, column: str, image_id: str) -> ImageRef:
+        """A reference to the image in `column`, decoded only when a prompt shows it."""
+        return ImageRef(image_id, stored=StoredImage(self.location, self.split, self.index, column))
+
+
+@dataclass(frozen=True)
+class HFSpec:
+    """How one task family reads a Hugging Face copy of its benchmark.
+
+    `splits` maps the harness's split names to the dataset's; `image_columns` are left undecoded
+    while rows are read (images are decoded when a prompt needs them); `to_example` builds an
+    Example from a row; `hub_id` is the usual public copy, shown by `evals tasks`.
+    """
+
+    to_example: Callable[[Row], Example]
+    splits: Mapping[str, str]
+    image_columns: tuple[str, ...] = ("image",)
+    hub_id: str = ""
+
+
+@lru_cache(maxsize=16)
+def open_split(location: str, split: str):
+    """The dataset split at `location` (a `save_to_disk` folder or a hub id), opened once per process."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    folder = Path(location)
+    try:
+        if folder.is_dir():
+            loaded = datasets.load_from_disk(str(folder))
+            if isinstance(loaded, datasets.DatasetDict):
+                if split not in loaded:
+                    raise DataError(f"{location}: no split '{split}' (it has: {', '.join(loaded)})")
+                return loaded[split]
+            if loaded.split is not None and str(loaded.split) != split:
+                raise DataError(f"{location}: holds split '{loaded.split}', not '{split}'")
+            return loaded
+        return datasets.load_dataset(location, split=split)
+    except DataError:
+        raise
+    except (FileNotFoundError, ValueError, OSError, ConnectionError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
+        raise DataError(f"{location}: cannot open Hugging Face dataset split '{split}': {reason}") from None
+
+
+def read_hf_split(spec: HFSpec, location: str, split: str) -> list[Example]:
+    """Every row of the split as an Example, in dataset order, without decoding any image."""
+    hf_split = spec.splits.get(split, split)
+    dataset = open_split(location, hf_split)
+    text_only = dataset.remove_columns([c for c in spec.image_columns if c in dataset.column_names])
+    return [spec.to_example(Row(values, location, hf_split, index)) for index, values in enumerate(text_only)]
