@@ -113,15 +113,23 @@ def run(
         loaded = resolve_model(model, device=device, dtype=dtype)
     with RichProgress() as progress:
         results = run_cells(loaded, task_names, settings, progress)
-    table = Table(title=f"{loaded.info.id} ({loaded.info.prompt_format if not prompt_format else prompt_format} format)")
-    for column in ("task", "shots", "selection", "seed", "metric", "score", "n", "seconds"):
+    console.print(results_table(loaded.info.id, prompt_format or loaded.info.prompt_format, results))
+    console.print(f"records written under {output_dir}/")
+
+
+def results_table(model_id: str, prompt_format: str, results) -> Table:
+    """One row per cell: the task's headline metric, then its other metrics in one column."""
+    from evals.registry import TASKS
+
+    table = Table(title=f"{model_id} ({prompt_format} format)")
+    for column in ("task", "shots", "selection", "seed", "metric", "score", "other metrics", "n", "seconds"):
         table.add_column(column, justify="right" if column in ("shots", "seed", "score", "n", "seconds") else "left")
     for r in results:
-        for metric, value in r.scores.items():
-            table.add_row(r.task, str(r.shots), r.selection, str(r.seed), metric, f"{value:.2f}",
-                          str(r.protocol.n_queries), f"{r.timing['wall_seconds']:.1f}")
-    console.print(table)
-    console.print(f"records written under {output_dir}/")
+        headline = TASKS.get(r.task).headline
+        others = ", ".join(f"{k} {v:.2f}" for k, v in r.scores.items() if k != headline)
+        table.add_row(r.task, str(r.shots), r.selection, str(r.seed), headline, f"{r.scores[headline]:.2f}", others,
+                      str(r.protocol.n_queries), f"{r.timing['wall_seconds']:.1f}")
+    return table
 
 
 def rices_options(embedder: str, order: str, dedup: bool, index: str, cache_dir: Path | None, device: str):
