@@ -7,16 +7,19 @@ so commands that need no model stay fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from evals.errors import ConfigError, EvalsError
+from evals.errors import ConfigError, DataError, EvalsError
 from evals.images import load_image
-from evals.models.base import ModelInfo
+from evals.models.base import LOGLIK_REDUCTIONS, ModelInfo
 from evals.records import GenerationParams, Prompt, TextSegment
 
 BANNED_TOKENS = ("<image>", "<fake_token_around_image>")
 DTYPES = ("float32", "bfloat16", "float16")
+# Tokens (rows x (prompt + candidate)) per candidate forward in `score`: each row holds its own copy of
+# its prompt's key/value cache, about 0.5 MB a token for IDEFICS-9B in bfloat16, so 16,384 is ~8 GB.
+SCORE_TOKEN_BUDGET = 16_384
 
 
 def checkpoint_revision(checkpoint: str, model) -> str:
@@ -29,8 +32,13 @@ def checkpoint_revision(checkpoint: str, model) -> str:
 class IdeficsModel:
     """Batched generation and candidate scoring for IDEFICS base and instruct checkpoints."""
 
-    def __init__(self, model, processor, info: ModelInfo, device: str) -> None:
+    def __init__(
+        self, model, processor, info: ModelInfo, device: str, score_token_budget: int = SCORE_TOKEN_BUDGET
+    ) -> None:
+        if score_token_budget < 1:
+            raise ConfigError(f"score_token_budget must be a positive number of tokens, not {score_token_budget}")
         self.model = model
+        self.score_token_budget = score_token_budget
         self.processor = processor
         self.tokenizer = processor.tokenizer
         self.tokenizer.padding_side = "left"  # generation continues from the right edge of every row
@@ -67,14 +75,31 @@ class IdeficsModel:
         info = ModelInfo(name, "idefics", checkpoint_revision(str(checkpoint), model), dtype, prompt_format)
         return cls(model, processor, info, device)
 
-    def encode(self, prompts: Sequence[Prompt]):
-        """Processor inputs for a batch: text as given (no automatic end-of-utterance), images decoded once."""
+    def encode(self, prompts: Sequence[Prompt], extra_tokens: Sequence[int] | None = None, extra_what: str = ""):
+        """Processor inputs for a batch: text as given (no automatic end-of-utterance), images decoded once.
+
+        Nothing is truncated: a prompt that with `extra_tokens[i]` more tokens (the longest candidate,
+        or the tokens to generate) would run past the model's positions is a DataError.
+        """
         items = [
             [s.text if isinstance(s, TextSegment) else load_image(s.image) for s in prompt.segments]
             for prompt in prompts
         ]
         inputs = self.processor(text=items, add_end_of_utterance_token=False, return_tensors="pt")
+        self.check_length(prompts, inputs["attention_mask"].sum(dim=1).tolist(), extra_tokens or [0] * len(prompts), extra_what)
         return inputs.to(self.device)
+
+    def check_length(self, prompts: Sequence[Prompt], lengths: Sequence[int], extra: Sequence[int], extra_what: str) -> None:
+        # Rotary positions past the trained range raise nothing in transformers; the scores would be silently wrong.
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        for prompt, length, more in zip(prompts, lengths, extra):
+            if limit is not None and length + more > limit:
+                tail = prompt.text[-40:]
+                plus = f" plus {more} {extra_what}" if more else ""
+                raise DataError(
+                    f"prompt ending {tail!r} has {length} tokens{plus} and model '{self.info.id}' accepts {limit} "
+                    "(max_position_embeddings): use fewer shots"
+                )
 
     def embed_images(self, images):
         """Pooled vision-tower features of decoded images (the vision-tower RICES embedder)."""
@@ -98,7 +123,7 @@ class IdeficsModel:
     def generate(self, prompts: Sequence[Prompt], params: GenerationParams) -> list[str]:
         import torch
 
-        inputs = self.encode(prompts)
+        inputs = self.encode(prompts, [params.max_new_tokens] * len(prompts), "new tokens to generate")
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,
@@ -113,33 +138,144 @@ class IdeficsModel:
         continuation = output[:, inputs["input_ids"].shape[1]:]
         return self.tokenizer.batch_decode(continuation, skip_special_tokens=True)
 
-    def score(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]]) -> list[list[float]]:
-        """Summed log-likelihood of each candidate's tokens after its prompt.
+    def candidate_ids(self, candidates: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+        """Each candidate's own token ids: appended to the prompt's ids, never re-tokenised with the prompt,
+        so the prompt is exactly the one `generate` sees."""
+        known: dict[str, list[int]] = {}  # ImageNet: the same 1,000 names after every prompt
+        for option in {o for options in candidates for o in options}:
+            known[option] = self.tokenizer.encode(option, add_special_tokens=False)
+            if not known[option]:
+                raise ConfigError(f"candidate {option!r} encodes to no tokens")
+        return [[known[o] for o in options] for options in candidates]
 
-        Candidate tokens are appended to the prompt's token ids (not re-tokenised with it), so the
-        prompt is exactly the one `generate` would see; they attend to the prompt's last image.
+    def score(
+        self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum"
+    ) -> list[list[float]]:
+        """Log-likelihood of each candidate's tokens after its prompt, summed or averaged (`reduction`).
+
+        Each prompt is run once, left-padded with the others; its key/value cache, image features and
+        last logits (which score every candidate's first token) are then shared by all its candidates,
+        whose remaining tokens run in batched forwards of rows from any prompt (see `rest_log_probs`).
         """
         import torch
 
+        check_reduction(reduction)
+        if not prompts:
+            return []
+        ids = self.candidate_ids(candidates)
+        longest = [max((len(c) for c in options), default=0) for options in ids]
+        inputs = self.encode(prompts, longest, "candidate tokens")
+        rows = [(p, c) for p, options in enumerate(ids) for c in options]
+        with torch.inference_mode():
+            prefix = self.model(**inputs, use_cache=True, logits_to_keep=1)
+            first = torch.log_softmax(prefix.logits[:, -1].float(), dim=-1)
+            totals = first[[p for p, _ in rows], [c[0] for _, c in rows]].cpu()
+            totals += self.rest_log_probs(inputs, prefix, rows)
+        return regroup([reduce(float(t), len(c), reduction) for t, (_, c) in zip(totals, rows)], ids)
+
+    def rest_log_probs(self, inputs, prefix, rows: Sequence[tuple[int, list[int]]]):
+        """Summed log-probabilities of every row's tokens after its first (zero for one-token rows).
+
+        Rows are sorted by length so that a chunk pads little; a chunk holds as many rows as keep
+        rows x (prompt + candidate) tokens within `score_token_budget`, since each row carries a copy
+        of its prompt's cache (1,000 ImageNet names must fit in memory).
+        """
+        import torch
+
+        sums = torch.zeros(len(rows))
+        longer = sorted((n for n, (_, c) in enumerate(rows) if len(c) > 1), key=lambda n: len(rows[n][1]))
+        for chunk in budget_chunks(longer, [len(c) for _, c in rows], inputs["input_ids"].shape[1], self.score_token_budget):
+            sums[chunk] = self.chunk_log_probs(inputs, prefix, [rows[n] for n in chunk]).cpu()
+        return sums
+
+    def chunk_log_probs(self, inputs, prefix, rows: Sequence[tuple[int, list[int]]]):
+        """One batched forward over rows' tokens but the last, attending to their prompts' cache rows."""
+        import torch
+        from transformers import DynamicCache
+
+        # Right-padded, so pads come after every real token and none attends to them.
+        width = max(len(c) for _, c in rows) - 1
+        feed = right_padded([c[:-1] for _, c in rows], width, self.tokenizer.pad_token_id).to(self.device)
+        targets = right_padded([c[1:] for _, c in rows], width, 0).to(self.device)
+        mask = right_padded([[1] * (len(c) - 1) for _, c in rows], width, 0).to(self.device)
+        index = torch.tensor([p for p, _ in rows], device=self.device)
+        layers = prefix.past_key_values.layers
+        cache = DynamicCache(ddp_cache_data=[(layer.keys[index], layer.values[index]) for layer in layers], config=self.model.config)
+        images = prefix.image_hidden_states[index]  # after the perceiver when the checkpoint has one
+        image_key = "perceiver_embeddings" if self.model.config.use_resampler else "image_encoder_embeddings"
+        logits = self.model(
+            input_ids=feed,
+            # the full mask gives each row its own positions after its prompt's left padding
+            attention_mask=torch.cat([inputs["attention_mask"][index], mask], dim=1),
+            # candidate tokens see the images the prompt's last token sees, as in generation
+            image_attention_mask=inputs["image_attention_mask"][index, -1:].expand(-1, width, -1),
+            past_key_values=cache,
+            use_cache=True,
+            **{image_key: images},
+        ).logits.float()
+        picked = logits.gather(2, targets.unsqueeze(2)).squeeze(2) - torch.logsumexp(logits, dim=-1)
+        return (picked * mask).sum(dim=1)
+
+    def score_naive(
+        self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum"
+    ) -> list[list[float]]:
+        """The reference for `score`: one full forward (prompt, images and candidate) per candidate."""
+        import torch
+
+        check_reduction(reduction)
+        ids = self.candidate_ids(candidates)
         scores = []
-        for prompt, options in zip(prompts, candidates):
-            base = self.encode([prompt])
+        for prompt, options in zip(prompts, ids):
+            base = self.encode([prompt], [max(len(c) for c in options)] if options else None, "candidate tokens")
             row = []
             for option in options:
-                ids = self.tokenizer.encode(option, add_special_tokens=False)
-                if not ids:
-                    raise ConfigError(f"candidate {option!r} encodes to no tokens")
-                extra = torch.tensor([ids], device=self.device)
-                input_ids = torch.cat([base["input_ids"], extra], dim=1)
-                last_mask = base["image_attention_mask"][:, -1:, :].expand(-1, len(ids), -1)
+                extra = torch.tensor([option], device=self.device)
+                last_mask = base["image_attention_mask"][:, -1:, :].expand(-1, len(option), -1)
                 with torch.inference_mode():
                     logits = self.model(
-                        input_ids=input_ids,
+                        input_ids=torch.cat([base["input_ids"], extra], dim=1),
                         attention_mask=torch.cat([base["attention_mask"], torch.ones_like(extra)], dim=1),
                         pixel_values=base["pixel_values"],
                         image_attention_mask=torch.cat([base["image_attention_mask"], last_mask], dim=1),
                     ).logits
-                log_probs = torch.log_softmax(logits[0, -len(ids) - 1 : -1].float(), dim=-1)
-                row.append(float(log_probs.gather(1, extra[0].unsqueeze(1)).sum()))
+                log_probs = torch.log_softmax(logits[0, -len(option) - 1 : -1].float(), dim=-1)
+                row.append(reduce(float(log_probs.gather(1, extra[0].unsqueeze(1)).sum()), len(option), reduction))
             scores.append(row)
         return scores
+
+
+def check_reduction(reduction: str) -> None:
+    if reduction not in LOGLIK_REDUCTIONS:
+        raise ConfigError(f"unknown log-likelihood reduction '{reduction}' (choose from {', '.join(LOGLIK_REDUCTIONS)})")
+
+
+def reduce(total: float, tokens: int, reduction: str) -> float:
+    """m4 sums a candidate's token log-probabilities; OpenFlamingo divides by the candidate's token count."""
+    return total / tokens if reduction == "mean" else total
+
+
+def budget_chunks(order: Sequence[int], lengths: Sequence[int], prompt_length: int, budget: int) -> Iterator[list[int]]:
+    """Consecutive runs of `order` (ascending lengths) whose rows x (prompt + longest row) stay within `budget`."""
+    chunk: list[int] = []
+    for n in order:
+        if chunk and (len(chunk) + 1) * (prompt_length + lengths[n]) > budget:
+            yield chunk
+            chunk = []
+        chunk.append(n)
+    if chunk:
+        yield chunk
+
+
+def right_padded(lists: Sequence[Sequence[int]], width: int, fill: int):
+    import torch
+
+    return torch.tensor([list(values) + [fill] * (width - len(values)) for values in lists], dtype=torch.long)
+
+
+def regroup(flat: Sequence[float], shape: Sequence[Sequence]) -> list[list[float]]:
+    """Cut `flat` into lists as long as the lists of `shape`."""
+    out, start = [], 0
+    for options in shape:
+        out.append(list(flat[start : start + len(options)]))
+        start += len(options)
+    return out
