@@ -1,0 +1,182 @@
+"""Captioning metrics (COCO, Flickr30k, NoCaps, TextCaps) exactly as pycocoevalcap's COCOEvalCap computes them.
+
+Chen et al. 2015, "Microsoft COCO Captions: Data Collection and Evaluation Server" (arXiv 1504.00325):
+captions are lower-cased and split by the Stanford PTB tokenizer, punctuation tokens dropped, then
+CIDEr-D (Vedantam et al. 2015, arXiv 1411.5726; its idf comes from the references of the whole
+evaluated set), BLEU-1..4, ROUGE-L and METEOR 1.5. Scores are x100.
+
+pycocoevalcap's BLEU, ROUGE-L and CIDEr-D classes are used as they are. Its two Java steps are
+driven here with the same jars, commands and text, because its wrappers write temporary files into
+the installed package, tokenize references and predictions in two JVMs, and turn a failing JVM
+into a stray traceback (or, for METEOR, a lock that hangs the interpreter at exit).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from evals.errors import DataError, EvalsError
+
+JAVA_MISSING = ("Java not found: pycocoevalcap's PTB tokenizer and METEOR need it; "
+                "install a Java runtime (e.g. apt-get install default-jre-headless)")
+# Characters the PTB tokenizer reads as a line end. COCOEvalCap replaces only "\n" with a space; the
+# others would shift every later caption onto the wrong image, so they become spaces too.
+LINE_BREAKS = str.maketrans({c: " " for c in "\n\r\x0b\x0c\u2028\u2029"})
+
+
+@dataclass(frozen=True)
+class CaptionScores:
+    """Corpus scores ("CIDEr", "Bleu_1".."Bleu_4", "ROUGE_L", "METEOR") and each image's CIDEr-D, all 0-100."""
+
+    scores: Mapping[str, float]
+    per_image_cider: Mapping[str, float]
+
+
+def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> CaptionScores:
+    """Score one caption per image against that image's reference captions, over the whole set.
+
+    Images are taken in the order of `references` (COCOEvalCap's order: the reference file's), which
+    fixes the last bits of the corpus averages.
+    """
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    ids = evaluated_ids(predictions, references)
+    java = find_java()
+    # METEOR's JVM spends seconds loading its paraphrase table: start it first, let it load while
+    # the tokenizer and the Python metrics run.
+    with MeteorProcess(java) as meteor:
+        gts, res = tokenize_all(java, ids, predictions, references)
+        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+        rouge, _ = Rouge().compute_score(gts, res)
+        cider, per_image = Cider().compute_score(gts, res)
+        meteor_score = meteor.score(gts, res)
+    scores = {"CIDEr": cider, **{f"Bleu_{n}": b for n, b in enumerate(bleu, start=1)}, "ROUGE_L": rouge, "METEOR": meteor_score}
+    return CaptionScores(
+        scores={key: 100 * float(value) for key, value in scores.items()},
+        per_image_cider={i: 100 * float(value) for i, value in zip(ids, per_image)},
+    )
+
+
+def evaluated_ids(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> list[str]:
+    """The image ids, in reference order, after checking that every image has one caption and references."""
+    missing = [i for i in references if i not in predictions]
+    unknown = [i for i in predictions if i not in references]
+    if missing or unknown:
+        raise DataError(f"captions: {len(missing)} images without a prediction {missing[:5]}, "
+                        f"{len(unknown)} predictions for images without references {unknown[:5]}")
+    unreferenced = [i for i, captions in references.items() if not captions]
+    if unreferenced:
+        raise DataError(f"captions: images without reference captions: {unreferenced[:5]}")
+    if not references:
+        raise DataError("captions: no images to score")
+    return list(references)
+
+
+def find_java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise EvalsError(JAVA_MISSING)
+    return java
+
+
+def tokenize_all(java: str, ids: Sequence[str], predictions: Mapping[str, str],
+                 references: Mapping[str, Sequence[str]]) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+    """References and predictions tokenized in one JVM, in COCOEvalCap's {image: [captions]} shape."""
+    sentences = [caption for i in ids for caption in references[i]] + [predictions[i] for i in ids]
+    tokens = iter(ptb_tokenize(java, sentences))
+    gts = {i: [next(tokens) for _ in references[i]] for i in ids}
+    res = {i: [next(tokens)] for i in ids}
+    return gts, res
+
+
+def ptb_tokenize(java: str, sentences: Sequence[str]) -> list[str]:
+    """pycocoevalcap's PTBTokenizer: Stanford PTBTokenizer 3.4.1, one caption a line, lower-cased,
+    then its punctuation tokens removed. The tokenizer keeps lines apart, so one call serves all."""
+    from pycocoevalcap.tokenizer import ptbtokenizer
+
+    jar = Path(ptbtokenizer.__file__).with_name(ptbtokenizer.STANFORD_CORENLP_3_4_1_JAR)
+    command = [java, "-cp", str(jar), "edu.stanford.nlp.process.PTBTokenizer", "-preserveLines", "-lowerCase", "-encoding", "utf-8"]
+    text = "\n".join(s.translate(LINE_BREAKS) for s in sentences)
+    try:
+        done = subprocess.run(command, input=text.encode("utf-8"), capture_output=True, check=False)
+    except OSError as error:
+        raise EvalsError(f"the PTB tokenizer (java) could not start: {error}") from None
+    lines = done.stdout.decode("utf-8").split("\n")
+    if len(lines) == len(sentences) + 1 and lines[-1] == "":
+        lines.pop()
+    if done.returncode != 0 or len(lines) != len(sentences):
+        raise EvalsError(f"the PTB tokenizer (java, {jar.name}) failed: exit status {done.returncode}, "
+                         f"{len(lines)} lines for {len(sentences)} captions; {last_line(done.stderr)}")
+    return [" ".join(w for w in line.rstrip().split(" ") if w not in ptbtokenizer.PUNCTUATIONS) for line in lines]
+
+
+def last_line(stderr: bytes) -> str:
+    lines = stderr.decode("utf-8", "replace").strip().splitlines()
+    return lines[-1] if lines else "it printed nothing on stderr"
+
+
+class MeteorProcess:
+    """METEOR 1.5 over stdio, spoken to as pycocoevalcap's Meteor wrapper does (same command, same
+    lines), with a dead or failing JVM reported as one error and the process always ended."""
+
+    def __init__(self, java: str) -> None:
+        self.java = java
+
+    def __enter__(self) -> MeteorProcess:
+        from pycocoevalcap.meteor import meteor
+
+        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # a file, not a pipe: a chatty JVM can never block on it
+        command = [self.java, "-jar", "-Xmx2G", meteor.METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm"]
+        try:
+            self.process = subprocess.Popen(command, cwd=Path(meteor.__file__).parent, stdin=subprocess.PIPE,
+                                            stdout=subprocess.PIPE, stderr=self.stderr)
+        except OSError as error:
+            self.stderr.close()
+            raise EvalsError(f"METEOR (java) could not start: {error}") from None
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.kill()
+        self.process.wait()
+        for stream in (self.process.stdin, self.process.stdout, self.stderr):
+            stream.close()
+
+    def score(self, gts: Mapping[str, Sequence[str]], res: Mapping[str, Sequence[str]]) -> float:
+        """The corpus METEOR: one SCORE line per image gives its statistics, one EVAL line scores them all."""
+        stats = []
+        for i, hypotheses in res.items():
+            hypothesis = hypotheses[0].replace("|||", "").replace("  ", " ")
+            stats.append(self.ask(" ||| ".join(("SCORE", " ||| ".join(gts[i]), hypothesis))))
+        self.ask(" ||| ".join(("EVAL", *stats)))  # the first answer line is the first image's score
+        for _ in range(len(stats) - 1):
+            self.read()
+        return float(self.read())
+
+    def ask(self, line: str) -> str:
+        try:
+            self.process.stdin.write(f"{line}\n".encode("utf-8"))
+            self.process.stdin.flush()
+        except OSError:
+            self.fail()
+        return self.read()
+
+    def read(self) -> str:
+        answer = self.process.stdout.readline().decode("utf-8").strip()
+        if not answer:
+            self.fail()
+        return answer
+
+    def fail(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.stderr.seek(0)
+        raise EvalsError(f"METEOR (java, meteor-1.5.jar) stopped answering (exit status {self.process.returncode}); "
+                         f"{last_line(self.stderr.read())}")
