@@ -1,25 +1,38 @@
-"""Open-ended VQA read from the official files: VQAv2 (Goyal et al. 2017, arXiv 1612.00837),
-OK-VQA (Marino et al. 2019, arXiv 1906.00067), and the bundled synthetic demo set in VQAv2 format."""
+"""Open-ended VQA: VQAv2 (Goyal et al. 2017, arXiv 1612.00837), OK-VQA (Marino et al. 2019, arXiv 1906.00067),
+TextVQA (Singh et al. 2019, arXiv 1904.08920), VizWiz (Gurari et al. 2018, arXiv 1802.08218), and the bundled
+synthetic demo set in VQAv2 format. Each reads its own official files, or a Hugging Face copy."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, Protocol
 
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
-from metrics.vqa import VQAReference, clean_whitespace, process_answer, vqa_accuracy
+from metrics.vqa import VQAReference, clean_whitespace, normalize, process_answer, vqa_accuracy
 from tasks.base import MetricResult, Task, cut_at_stop_words, read_json, require
+from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "vqa"
 
 
+class VQAReader(Protocol):
+    """One release's files: `layout` for `evals tasks`, `load(root, split)` for the Examples."""
+
+    @property
+    def layout(self) -> str: ...
+
+    def load(self, root: Path, split: str) -> list[Example]: ...
+
+
 @dataclass(frozen=True)
 class VQAFiles:
-    """File-name rules of one VQA release; `{split}` is e.g. train2014, images follow the COCO rule."""
+    """File-name rules of a VQAv2-style release; `{split}` is e.g. train2014, images follow the COCO rule."""
 
     questions: str
     annotations: str
@@ -52,7 +65,96 @@ class VQAFiles:
         return examples
 
 
+@dataclass(frozen=True)
+class TextVQAFiles:
+    """TextVQA 0.5.1: one JSON per split with a `data` list (question_id, question, image_id, answers: 10 strings,
+    ocr_tokens). The official train_val_images.zip puts train AND val images in train_images/. OCR tokens come
+    from the question entry, else from the Rosetta OCR file of the split when present, else none."""
+
+    questions: str = "TextVQA_0.5.1_{split}.json"
+    ocr: str = "TextVQA_Rosetta_OCR_v0.2_{split}.json"
+    image: str = "train_images/{image_id}.jpg"
+
+    @property
+    def layout(self) -> str:
+        return f"{self.questions} ({{split}}: train, val), {self.image} (val images too), optional {self.ocr}"
+
+    def load(self, root: Path, split: str) -> list[Example]:
+        path = root / self.questions.format(split=split)
+        entries = require(read_json(path), "data", path, "the top level")
+        ocr_by_image = self.rosetta_tokens(root / self.ocr.format(split=split))
+        examples = []
+        for i, entry in enumerate(entries):
+            qid = require(entry, "question_id", path, f"entry #{i}")
+            image_id = require(entry, "image_id", path, f"question {qid}")
+            tokens = entry.get("ocr_tokens", ocr_by_image.get(image_id, []))
+            examples.append(Example(
+                id=str(qid),
+                images=(ImageRef(f"{split}/{image_id}", root / self.image.format(image_id=image_id)),),
+                fields={"question": str(require(entry, "question", path, f"question {qid}")), "ocr": " ".join(map(str, tokens))},
+                references=answer_strings(require(entry, "answers", path, f"question {qid}"), f"{path}: question {qid}"),
+                meta={"question_type": "", "answer_type": ""},
+            ))
+        return examples
+
+    @staticmethod
+    def rosetta_tokens(path: Path) -> dict[Any, list]:
+        if not path.is_file():
+            return {}
+        entries = require(read_json(path), "data", path, "the top level")
+        return {
+            require(e, "image_id", path, f"entry #{i}"): require(e, "ocr_tokens", path, f"entry #{i}") for i, e in enumerate(entries)
+        }
+
+
+@dataclass(frozen=True)
+class VizWizFiles:
+    """VizWiz-VQA: Annotations/{split}.json, a list of {image, question, answers: [{answer, answer_confidence}],
+    answerable, answer_type}; images {split}/<image>. One question per image, so the image file name is the id
+    (what VizWiz submissions key on). Answers carry no answer_id: leave-one-out is by position."""
+
+    annotations: str = "Annotations/{split}.json"
+    image: str = "{split}/{image}"
+
+    @property
+    def layout(self) -> str:
+        return f"{self.annotations} ({{split}}: train, val), {self.image}"
+
+    def load(self, root: Path, split: str) -> list[Example]:
+        path = root / self.annotations.format(split=split)
+        entries = read_json(path)
+        if not isinstance(entries, list):
+            raise DataError(f"{path}: expected a JSON list of questions at the top level")
+        examples = []
+        for i, entry in enumerate(entries):
+            image = str(require(entry, "image", path, f"entry #{i}"))
+            examples.append(Example(
+                id=image,
+                images=(ImageRef(f"{split}/{image}", root / self.image.format(split=split, image=image)),),
+                fields={"question": str(require(entry, "question", path, f"entry {image}"))},
+                references=answer_strings(require(entry, "answers", path, f"entry {image}"), f"{path}: entry {image}"),
+                meta={"question_type": "", "answer_type": str(entry.get("answer_type", ""))},
+            ))
+        return examples
+
+
+def answer_strings(answers: Any, where: str) -> tuple[str, ...]:
+    """Human answers given as strings (TextVQA, HF copies) or as {"answer": ...} objects (VQAv2, VizWiz);
+    `where` names the file and record in errors."""
+    if not isinstance(answers, (list, tuple)) or not answers:
+        raise DataError(f"{where}: field 'answers' is not a non-empty list")
+    texts = []
+    for answer in answers:
+        if isinstance(answer, Mapping) and "answer" in answer:
+            answer = answer["answer"]
+        if not isinstance(answer, str):
+            raise DataError(f"{where}: an entry of 'answers' is neither a string nor an object with field 'answer'")
+        texts.append(answer)
+    return tuple(texts)
+
+
 def human_answers(annotation: Mapping, path: Path) -> tuple[str, ...]:
+    """The human answers of a VQAv2-style annotation (also read by `evals score`)."""
     qid = annotation["question_id"]
     answers = require(annotation, "answers", path, f"annotation {qid}")
     if not answers:
@@ -86,7 +188,56 @@ def score_vqa(predictions: Mapping[str, str], examples: Sequence[Example]) -> Me
     )
 
 
-def vqa_task(name: str, paper: str, files: VQAFiles, **overrides) -> Task:
+@lru_cache(maxsize=1)
+def porter():
+    from nltk.stem import PorterStemmer  # needs no NLTK data download
+
+    return PorterStemmer()
+
+
+@lru_cache(maxsize=1 << 16)
+def stem_answer(text: str) -> str:
+    """The answer normalised as the official scorer does, then each word Porter-stemmed."""
+    return " ".join(porter().stem(word) for word in normalize(clean_whitespace(text)).split())
+
+
+def score_vqa_stemmed(predictions: Mapping[str, str], examples: Sequence[Example]) -> MetricResult:
+    """OK-VQA v1.1 answers are stemmed, so OpenFlamingo stems the prediction before the official scorer.
+    Its stemmer (WordNet verb lemmas for -ing words, `inflection` singulars for plural nouns, a hand-made
+    table) needs NLTK data downloads; this variant Porter-stems prediction and answers alike instead, so
+    "riding" meets "ride" and "tennis" meets "tennis". Close to, not identical with, OpenFlamingo's numbers."""
+    stemmed = {qid: stem_answer(answer) for qid, answer in predictions.items()}
+    return score_vqa(stemmed, [replace(e, references=tuple(stem_answer(a) for a in e.references)) for e in examples])
+
+
+def vqa_hf(splits: Mapping[str, str], hub_id: str) -> HFSpec:
+    """A Hugging Face copy of a VQA benchmark: columns question_id, question, image, answers (strings or
+    {answer} objects); optional image_id (else the question id names the image, as in lmms-lab's VizWiz),
+    question_type, answer_type (or category), ocr_tokens. Ids match what the official files give."""
+    ours = {hf: harness for harness, hf in splits.items()}
+
+    def to_example(row: Row) -> Example:
+        qid = str(row.get("question_id"))
+        image_key = row.values.get("image_id", qid)
+        fields = {"question": str(row.get("question"))}
+        if "ocr_tokens" in row.values:
+            fields["ocr"] = " ".join(map(str, row.values["ocr_tokens"] or ()))
+        answer_type = row.values.get("answer_type", row.values.get("category", ""))
+        return Example(
+            id=qid,
+            images=(row.image("image", f"{ours.get(row.split, row.split)}/{image_key}"),),
+            fields=fields,
+            references=answer_strings(row.get("answers"), row.where()),
+            meta={"question_type": str(row.values.get("question_type") or ""), "answer_type": str(answer_type or "")},
+        )
+
+    return HFSpec(to_example=to_example, splits=splits, image_columns=("image",), hub_id=hub_id)
+
+
+COCO_SPLITS = {"train2014": "train", "val2014": "validation"}
+
+
+def vqa_task(name: str, paper: str, files: VQAReader, **overrides) -> Task:
     """Declare and register an open-ended VQA benchmark; a new one is a call to this."""
     settings = dict(
         name=name, paper=paper, kind="generate", load=files.load,
@@ -102,7 +253,16 @@ def vqa_task(name: str, paper: str, files: VQAFiles, **overrides) -> Task:
 VQAV2_FILES = VQAFiles("v2_OpenEnded_mscoco_{split}_questions.json", "v2_mscoco_{split}_annotations.json")
 OKVQA_FILES = VQAFiles("OpenEnded_mscoco_{split}_questions.json", "mscoco_{split}_annotations.json")
 
-vqa_task("vqav2", "Goyal et al. 2017, arXiv 1612.00837", VQAV2_FILES, data_folder="vqav2")
-vqa_task("okvqa", "Marino et al. 2019, arXiv 1906.00067", OKVQA_FILES, data_folder="okvqa")
+vqa_task("vqav2", "Goyal et al. 2017, arXiv 1612.00837", VQAV2_FILES, data_folder="vqav2",
+         hf=vqa_hf(COCO_SPLITS, "HuggingFaceM4/VQAv2"))
+vqa_task("okvqa", "Marino et al. 2019, arXiv 1906.00067", OKVQA_FILES, data_folder="okvqa",
+         metric_variants={"vqa_accuracy_stemmed": score_vqa_stemmed}, hf=vqa_hf(COCO_SPLITS, "HuggingFaceM4/OK-VQA"))
+# TextVQA and VizWiz submissions are keyed differently from VQAv2's (`evals score` has no reader for them yet).
+vqa_task("textvqa", "Singh et al. 2019, arXiv 1904.08920", TextVQAFiles(), data_folder="textvqa",
+         support_split="train", query_split="val", submission_format="",
+         hf=vqa_hf({"train": "train", "val": "validation"}, "lmms-lab/textvqa"))
+vqa_task("vizwiz", "Gurari et al. 2018, arXiv 1802.08218", VizWizFiles(), data_folder="vizwiz",
+         support_split="train", query_split="val", submission_format="",
+         hf=vqa_hf({"train": "train", "val": "val"}, "lmms-lab/VizWiz-VQA"))
 vqa_task("demo_vqa", "synthetic shapes in VQAv2 format (scripts/make_demo_data.py)", VQAV2_FILES,
          default_root=DEMO_ROOT, suites=("demo",))
