@@ -203,25 +203,50 @@ class RichProgress:
         self.bar.__exit__(*exc)
 
 
+SCORE_PREDICTIONS_HELP = (
+    "Submission file, in the task's format: vqa: EvalAI JSON [{question_id, answer}]; captions: COCO results JSON "
+    "[{image_id, caption}]; classification: JSONL {id, label} (optional top5: 5 labels); hateful_memes: challenge CSV "
+    "id,proba,label; visdial: JSON [{image_id, round_id, ranks}] (ranks of the 100 options, 1 = best); winoground: "
+    "JSONL {id, c0_i0, c0_i1, c1_i0, c1_i1} (ci_ij = score of caption i with image j)."
+)
+SCORE_ANNOTATIONS_HELP = (
+    "Reference file: vqa: official annotations JSON; captions: COCO-format JSON (images + annotations {image_id, "
+    "caption}); classification: JSONL {id, label}; hateful_memes: dev.jsonl (id, img, label, text); visdial: dense "
+    "annotations JSON [{image_id, round_id, gt_relevance}]; winoground: examples JSONL (id, caption_0, caption_1, "
+    "image_0, image_1)."
+)
+SCORE_VARIANT_HELP = "A peers' metric variant: visdial: ndcg_sklearn (m4: scikit-learn NDCG over all 100 options)."
+
+
 @app.command()
 def score(
-    task: Annotated[str, typer.Argument(help="Benchmark whose submission format FILE is in, e.g. vqav2.")],
-    predictions: Annotated[Path, typer.Option(help="Submission file (VQA: EvalAI [{question_id, answer}]).")],
-    annotations: Annotated[Path, typer.Option(help="Official annotations file.")],
-    questions: Annotated[Optional[Path], typer.Option(help="Official questions file (checked against annotations).")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Write the scores here as JSON.")] = None,
+    task: Annotated[str, typer.Argument(help="Benchmark whose submission format the files are in, e.g. vqav2, coco, "
+                                             "hateful_memes, visdial, winoground, imagenet (see `evals tasks`).")],
+    predictions: Annotated[Path, typer.Option(help=SCORE_PREDICTIONS_HELP)],
+    annotations: Annotated[Path, typer.Option(help=SCORE_ANNOTATIONS_HELP)],
+    questions: Annotated[Optional[Path], typer.Option(help="VQA only: official questions file (checked against annotations).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write {task, scores, breakdowns} here as JSON.")] = None,
+    metric_variant: Annotated[Optional[str], typer.Option(help=SCORE_VARIANT_HELP)] = None,
+    task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
 ) -> None:
-    """Score a submission file with no model, as the official scorer does (the file is scored as given)."""
+    """Score a submission file with no model, as the official scorer does (the file is scored as given).
+
+    Metrics (0-100): vqa: vqa_accuracy; captions: CIDEr (CIDEr-D), Bleu_4, ROUGE_L, METEOR (pycocoevalcap, needs
+    Java); classification: accuracy, top5_accuracy; hateful_memes: roc_auc, accuracy; visdial: ndcg (official,
+    cut at the relevant options); winoground: text, image, group.
+    """
     from evals.scoring import score_submission
 
-    result = score_submission(task, predictions=predictions, annotations=annotations, questions=questions)
-    table = Table(title=f"{task}: {predictions}")
+    load_task_modules(task_module)
+    result = score_submission(task, predictions=predictions, annotations=annotations, questions=questions,
+                              metric_variant=metric_variant)
+    table = Table(title=f"{task}: {predictions.name}" + (f" ({metric_variant})" if metric_variant else ""))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for metric, value in result["scores"].items():
         table.add_row(metric, f"{value:.2f}")
-    for breakdown in ("by_question_type", "by_answer_type"):
-        for key, value in result.get(breakdown, {}).items():
+    for breakdown in (key for key in result if key.startswith("by_")):
+        for key, value in result[breakdown].items():
             table.add_row(f"{breakdown}: {key}", f"{value:.2f}")
     console.print(table)
     if output is not None:

@@ -13,9 +13,12 @@ into a stray traceback (or, for METEOR, a lock that hangs the interpreter at exi
 
 from __future__ import annotations
 
+import atexit
+import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,14 +53,13 @@ def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequ
 
     ids = evaluated_ids(predictions, references)
     java = find_java()
-    # METEOR's JVM spends seconds loading its paraphrase table: start it first, let it load while
-    # the tokenizer and the Python metrics run.
-    with MeteorProcess(java) as meteor:
-        gts, res = tokenize_all(java, ids, predictions, references)
-        bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-        rouge, _ = Rouge().compute_score(gts, res)
-        cider, per_image = Cider().compute_score(gts, res)
-        meteor_score = meteor.score(gts, res)
+    # Start METEOR first: its JVM loads while the tokenizer and the Python metrics run.
+    meteor = warm_meteor(java)
+    gts, res = tokenize_all(java, ids, predictions, references)
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    rouge, _ = Rouge().compute_score(gts, res)
+    cider, per_image = Cider().compute_score(gts, res)
+    meteor_score = meteor.score(gts, res)
     scores = {"CIDEr": cider, **{f"Bleu_{n}": b for n, b in enumerate(bleu, start=1)}, "ROUGE_L": rouge, "METEOR": meteor_score}
     return CaptionScores(
         scores={key: 100 * float(value) for key, value in scores.items()},
@@ -123,27 +125,28 @@ def last_line(stderr: bytes) -> str:
     return lines[-1] if lines else "it printed nothing on stderr"
 
 
-class MeteorProcess:
+class Meteor:
     """METEOR 1.5 over stdio, spoken to as pycocoevalcap's Meteor wrapper does (same command, same
-    lines), with a dead or failing JVM reported as one error and the process always ended."""
+    lines), with a dead or failing JVM reported as one error. Use `warm_meteor`, which keeps one."""
 
     def __init__(self, java: str) -> None:
-        self.java = java
-
-    def __enter__(self) -> MeteorProcess:
         from pycocoevalcap.meteor import meteor
 
         self.stderr: IO[bytes] = tempfile.TemporaryFile()  # a file, not a pipe: a chatty JVM can never block on it
-        command = [self.java, "-jar", "-Xmx2G", meteor.METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm"]
+        self.owner = os.getpid()
+        self.lock = threading.Lock()
+        command = [java, "-jar", "-Xmx2G", meteor.METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm"]
         try:
             self.process = subprocess.Popen(command, cwd=Path(meteor.__file__).parent, stdin=subprocess.PIPE,
                                             stdout=subprocess.PIPE, stderr=self.stderr)
         except OSError as error:
             self.stderr.close()
             raise EvalsError(f"METEOR (java) could not start: {error}") from None
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def usable(self) -> bool:
+        return self.owner == os.getpid() and self.process.poll() is None
+
+    def close(self) -> None:
         self.process.kill()
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout, self.stderr):
@@ -151,14 +154,15 @@ class MeteorProcess:
 
     def score(self, gts: Mapping[str, Sequence[str]], res: Mapping[str, Sequence[str]]) -> float:
         """The corpus METEOR: one SCORE line per image gives its statistics, one EVAL line scores them all."""
-        stats = []
-        for i, hypotheses in res.items():
-            hypothesis = hypotheses[0].replace("|||", "").replace("  ", " ")
-            stats.append(self.ask(" ||| ".join(("SCORE", " ||| ".join(gts[i]), hypothesis))))
-        self.ask(" ||| ".join(("EVAL", *stats)))  # the first answer line is the first image's score
-        for _ in range(len(stats) - 1):
-            self.read()
-        return float(self.read())
+        with self.lock:
+            stats = []
+            for i, hypotheses in res.items():
+                hypothesis = hypotheses[0].replace("|||", "").replace("  ", " ")
+                stats.append(self.ask(" ||| ".join(("SCORE", " ||| ".join(gts[i]), hypothesis))))
+            self.ask(" ||| ".join(("EVAL", *stats)))  # the first answer line is the first image's score
+            for _ in range(len(stats) - 1):
+                self.read()
+            return float(self.read())
 
     def ask(self, line: str) -> str:
         try:
@@ -180,3 +184,17 @@ class MeteorProcess:
         self.stderr.seek(0)
         raise EvalsError(f"METEOR (java, meteor-1.5.jar) stopped answering (exit status {self.process.returncode}); "
                          f"{last_line(self.stderr.read())}")
+
+
+# One METEOR JVM per interpreter, kept between calls: loading its paraphrase table takes seconds,
+# scoring a set a fraction of that, and a run scores many cells.
+_WARM: dict[str, Meteor] = {}
+
+
+def warm_meteor(java: str) -> Meteor:
+    """The running METEOR process (started now if there is none, it died, or this is a forked child)."""
+    meteor = _WARM.get(java)
+    if meteor is None or not meteor.usable():
+        meteor = _WARM[java] = Meteor(java)
+        atexit.register(meteor.close)
+    return meteor

@@ -1,0 +1,102 @@
+"""Caption metrics: every number pycocoevalcap printed for the conformance set, hand-computed cases, and Java failures."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from evals.errors import DataError, EvalsError
+from metrics import captioning
+from metrics.captioning import JAVA_MISSING, Meteor, caption_scores, find_java, ptb_tokenize
+
+BETA = 1.2  # ROUGE-L's recall weight in pycocoevalcap
+
+
+@pytest.fixture(scope="module")
+def conformance_scores(conformance):
+    folder = conformance / "captioning"
+    references_file = json.loads((folder / "captions_references.json").read_text())
+    references = {str(image["id"]): [] for image in references_file["images"]}
+    for annotation in references_file["annotations"]:
+        references[str(annotation["image_id"])].append(annotation["caption"])
+    predictions = {str(p["image_id"]): p["caption"] for p in json.loads((folder / "predictions.json").read_text())}
+    expected = json.loads((folder / "expected.json").read_text())
+    return caption_scores(predictions, references), expected
+
+
+@pytest.mark.parametrize("metric", ["CIDEr", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "METEOR"])
+def test_corpus_scores_match_pycocoevalcap(conformance_scores, metric):
+    ours, expected = conformance_scores
+    assert ours.scores[metric] == expected["scores"][metric] * 100
+
+
+def test_per_image_cider_matches_pycocoevalcap(conformance_scores):
+    ours, expected = conformance_scores
+    assert dict(ours.per_image_cider) == {image: value * 100 for image, value in expected["per_image_cider"].items()}
+
+
+def test_raw_predictions_are_tokenized_like_cocoevalcap():
+    references = {"1": ["A dog runs.", "the dog runs fast"], "2": ["a red bus", "A bus, red!"]}
+    raw = caption_scores({"1": "  A Dog,\nruns!  ", "2": "A RED bus\r\n"}, references)
+    clean = caption_scores({"1": "a dog runs", "2": "a red bus"}, references)
+    assert raw == clean
+    assert ptb_tokenize(find_java(), ["  A Dog,\nruns!  ", "It's 2-story -- \"quoted\"", ""]) == [
+        "a dog runs", "it 's 2-story quoted", ""]
+
+
+def test_rouge_and_bleu_by_hand():
+    # candidate "a dog runs" against "a dog runs fast": LCS 3, precision 1, recall 3/4
+    scores = caption_scores({"1": "a dog runs"}, {"1": ["a dog runs fast"]}).scores
+    precision, recall = 1.0, 0.75
+    assert scores["ROUGE_L"] == pytest.approx(100 * (1 + BETA**2) * precision * recall / (recall + BETA**2 * precision), abs=1e-9)
+    # every unigram matches; brevity penalty exp(1 - 4/3) (pycocoevalcap adds a 1e-9 smoothing)
+    assert scores["Bleu_1"] == pytest.approx(100 * math.exp(1 - 4 / 3), abs=1e-6)
+
+
+def test_cider_rewards_the_consensus_and_a_single_image_has_no_idf():
+    references = {"1": ["a cat on a mat", "a cat sits on a mat"], "2": ["a red bus on a road", "a bus on the road"]}
+    good = caption_scores({"1": "a cat on a mat", "2": "a bus on the road"}, references)
+    bad = caption_scores({"1": "a bus on the road", "2": "a cat on a mat"}, references)
+    assert good.scores["CIDEr"] > 100 and bad.scores["CIDEr"] < 10
+    assert good.scores["CIDEr"] == pytest.approx(sum(good.per_image_cider.values()) / 2, abs=1e-9)
+    # with one image every n-gram's document frequency equals the corpus size: idf, and CIDEr, are 0
+    assert caption_scores({"1": "a cat sits"}, {"1": ["a cat sits"]}).scores["CIDEr"] == 0.0
+
+
+def test_empty_prediction_scores_zero_without_shifting_the_others():
+    references = {"1": ["a cat sits"], "2": ["a dog runs"]}
+    result = caption_scores({"1": "", "2": "a dog runs"}, references)
+    assert result.per_image_cider["1"] == 0.0
+    assert result.scores["ROUGE_L"] == 50.0  # image 2 scores 1, image 1 scores 0
+
+
+def test_missing_and_unknown_images():
+    with pytest.raises(DataError, match="1 images without a prediction"):
+        caption_scores({"1": "a cat"}, {"1": ["a cat"], "2": ["a dog"]})
+    with pytest.raises(DataError, match="1 predictions for images without references"):
+        caption_scores({"1": "a cat", "3": "a bird"}, {"1": ["a cat"]})
+    with pytest.raises(DataError, match="without reference captions"):
+        caption_scores({"1": "a cat"}, {"1": []})
+
+
+def test_missing_java_names_the_fix(monkeypatch):
+    monkeypatch.setattr(captioning.shutil, "which", lambda name: None)
+    with pytest.raises(EvalsError) as error:
+        caption_scores({"1": "a cat"}, {"1": ["a cat"]})
+    assert str(error.value) == JAVA_MISSING
+    assert "apt-get install default-jre-headless" in str(error.value)
+
+
+def test_failing_java_is_one_error(tmp_path):
+    broken = tmp_path / "java"
+    broken.write_text("#!/bin/sh\necho 'Error: Could not create the Java Virtual Machine.' >&2\nexit 1\n")
+    broken.chmod(0o755)
+    with pytest.raises(EvalsError, match="PTB tokenizer .* failed: exit status 1.*Could not create the Java Virtual Machine"):
+        ptb_tokenize(str(broken), ["a cat"])
+    meteor = Meteor(str(broken))
+    with pytest.raises(EvalsError, match="METEOR .* stopped answering.*Could not create the Java Virtual Machine"):
+        meteor.score({"1": ["a cat"]}, {"1": ["a cat"]})
+    assert not meteor.usable()
+    meteor.close()

@@ -1,0 +1,371 @@
+"""`evals score`: every submission format on the conformance files, through the readers and the CLI, and bad submissions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from evals import cli as evals_cli
+from evals.errors import ConfigError, DataError
+from evals.registry import TASKS
+from evals.scoring import SUBMISSION_SCORERS, score_file
+from tests.test_errors import assert_one_line_error, cli
+
+CAPTION_METRICS = ("CIDEr", "Bleu_4", "ROUGE_L", "METEOR")
+# Real tasks scored end to end through `evals score TASK`, and the format each must have.
+TASK_FORMATS = {"coco": "captions", "hateful_memes": "hateful_memes", "visdial": "visdial",
+                "winoground": "winoground", "imagenet": "classification", "vqav2": "vqa"}
+
+
+def copy_folder(conformance: Path, name: str, tmp_path: Path) -> Path:
+    folder = tmp_path / Path(name).name
+    shutil.copytree(conformance / name, folder)
+    for path in folder.iterdir():
+        path.chmod(0o644)
+    return folder
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return path
+
+
+def evals_score(monkeypatch, capsys, task: str, predictions: Path, annotations: Path, output: Path, *extra: str):
+    """Run `evals score` in-process; the printed table and the written JSON."""
+    monkeypatch.setattr(sys, "argv", ["evals", "score", task, "--predictions", str(predictions),
+                                      "--annotations", str(annotations), "--output", str(output), *extra])
+    evals_cli.main()
+    return capsys.readouterr().out, json.loads(output.read_text())
+
+
+@pytest.fixture(scope="module")
+def classification_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("classification")
+    gold = write_jsonl(folder / "gold.jsonl", [{"id": i, "label": label} for i, label in enumerate(["cat", "dog", "bus", "car"])])
+    predictions = write_jsonl(folder / "predictions.jsonl", [
+        {"id": 0, "label": "cat", "top5": ["cat", "dog", "bus", "car", "cow"]},
+        {"id": 1, "label": "cow", "top5": ["cow", "dog", "bus", "car", "cat"]},
+        {"id": 2, "label": "bus", "top5": ["bus", "dog", "cat", "car", "cow"]},
+        {"id": 3, "label": "cat", "top5": ["cat", "dog", "bus", "cow", "pig"]},
+    ])
+    return predictions, gold
+
+
+# ---------------------------------------------------------------- readers, by format name
+
+def test_captions_conformance(conformance):
+    folder = conformance / "captioning"
+    result = score_file("captions", folder / "predictions.json", folder / "captions_references.json")
+    expected = json.loads((folder / "expected.json").read_text())
+    assert result["scores"] == {key: expected["scores"][key] * 100 for key in CAPTION_METRICS}
+    assert result["by_bleu_order"] == {f"Bleu_{n}": expected["scores"][f"Bleu_{n}"] * 100 for n in range(1, 5)}
+    assert result["per_image_cider"] == {image: value * 100 for image, value in expected["per_image_cider"].items()}
+
+
+def test_hateful_memes_conformance(conformance):
+    folder = conformance / "ranking" / "hateful_memes"
+    result = score_file("hateful_memes", folder / "predictions.csv", folder / "dev.jsonl")
+    gold = {json.loads(line)["id"]: json.loads(line)["label"] for line in (folder / "dev.jsonl").read_text().splitlines()}
+    with open(folder / "predictions.csv", newline="") as handle:
+        right = sum(int(row["label"]) == gold[int(row["id"])] for row in csv.DictReader(handle))
+    assert result["scores"] == {"roc_auc": json.loads((folder / "expected.json").read_text())["roc_auc"],
+                                "accuracy": 100 * right / len(gold)}
+    assert result["scores"]["accuracy"] == 72.0
+
+
+def test_visdial_conformance_and_variant(conformance):
+    folder = conformance / "ranking" / "visdial"
+    files = (folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json")
+    expected = json.loads((folder / "expected.json").read_text())["ndcg"]
+    official = score_file("visdial", *files)
+    assert abs(official["scores"]["ndcg"] - expected) < 1e-3  # the reference ran in float32: 1e-5 on the 0-1 scale
+    assert len(official["per_round"]) == 300 and "metric_variant" not in official
+    m4 = score_file("visdial", *files, metric_variant="ndcg_sklearn")
+    assert m4["metric_variant"] == "ndcg_sklearn" and m4["scores"]["ndcg"] > official["scores"]["ndcg"] + 10
+
+
+def test_winoground_conformance(conformance):
+    folder = conformance / "ranking" / "winoground"
+    result = score_file("winoground", folder / "predictions.jsonl", folder / "examples.jsonl")
+    assert result["scores"] == json.loads((folder / "expected.json").read_text())
+    assert len(result["per_example"]) == 400
+    assert sum(outcome["group"] for outcome in result["per_example"].values()) == 63  # 15.75% of 400
+
+
+def test_vqa_conformance(conformance):
+    folder = conformance / "vqa_accuracy"
+    result = score_file("vqa", folder / "predictions.json", folder / "annotations.json", folder / "questions.json")
+    assert result["scores"] == {"vqa_accuracy": json.loads((folder / "expected.json").read_text())["overall"]}
+
+
+def test_classification_by_hand(classification_files):
+    result = score_file("classification", *classification_files)
+    # top-1: examples 0 and 2 right; top-5: 0, 1, 2 hold the label, 3 ("car") does not
+    assert result["scores"] == {"accuracy": 50.0, "top5_accuracy": 75.0}
+
+
+def test_classification_without_top5(tmp_path):
+    gold = write_jsonl(tmp_path / "gold.jsonl", [{"id": "a", "label": 3}, {"id": "b", "label": 7}, {"id": "c", "label": 1}])
+    predictions = write_jsonl(tmp_path / "p.jsonl", [{"id": "c", "label": 1}, {"id": "a", "label": "3"}, {"id": "b", "label": 1}])
+    assert score_file("classification", predictions, gold)["scores"] == {"accuracy": 200 / 3}
+
+
+def test_options_other_formats_do_not_take(conformance):
+    folder = conformance / "ranking" / "winoground"
+    with pytest.raises(ConfigError, match="--questions is for VQA"):
+        score_file("winoground", folder / "predictions.jsonl", folder / "examples.jsonl", questions=folder / "x.json")
+    with pytest.raises(ConfigError, match="no metric variant 'ndcg_sklearn'.*variants: none"):
+        score_file("winoground", folder / "predictions.jsonl", folder / "examples.jsonl", metric_variant="ndcg_sklearn")
+    with pytest.raises(ConfigError, match="no submission format 'coco'"):
+        score_file("coco", folder / "predictions.jsonl", folder / "examples.jsonl")
+
+
+def test_every_format_is_explained_in_the_help():
+    for name in SUBMISSION_SCORERS:
+        assert f"{name}:" in evals_cli.SCORE_PREDICTIONS_HELP and f"{name}:" in evals_cli.SCORE_ANNOTATIONS_HELP, name
+    assert "visdial: ndcg_sklearn" in evals_cli.SCORE_VARIANT_HELP
+
+
+# ---------------------------------------------------------------- the CLI, on real task names
+
+def test_real_tasks_use_these_formats():
+    assert {name: TASKS.get(name).submission_format for name in TASK_FORMATS} == TASK_FORMATS
+
+
+def test_cli_captions(monkeypatch, capsys, conformance, tmp_path):
+    folder = conformance / "captioning"
+    out, written = evals_score(monkeypatch, capsys, "coco", folder / "predictions.json",
+                               folder / "captions_references.json", tmp_path / "scores.json")
+    expected = json.loads((folder / "expected.json").read_text())["scores"]
+    assert written["task"] == "coco"
+    assert written["scores"] == {key: expected[key] * 100 for key in CAPTION_METRICS}
+    for key in ("CIDEr", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "METEOR"):
+        assert f"{expected[key] * 100:.2f}" in out, key
+    assert "82.32" in out
+
+
+def test_cli_hateful_memes(monkeypatch, capsys, conformance, tmp_path):
+    folder = conformance / "ranking" / "hateful_memes"
+    out, written = evals_score(monkeypatch, capsys, "hateful_memes", folder / "predictions.csv", folder / "dev.jsonl",
+                               tmp_path / "scores.json")
+    assert written == {"task": "hateful_memes", "scores": {"roc_auc": 78.41328413284134, "accuracy": 72.0}}
+    assert written["scores"]["roc_auc"] == json.loads((folder / "expected.json").read_text())["roc_auc"]
+    assert "78.41" in out and "72.00" in out
+
+
+def test_cli_visdial(monkeypatch, capsys, conformance, tmp_path):
+    folder = conformance / "ranking" / "visdial"
+    annotations = folder / "visdial_1.0_val_dense_annotations.json"
+    out, written = evals_score(monkeypatch, capsys, "visdial", folder / "predictions.json", annotations, tmp_path / "a.json")
+    expected = json.loads((folder / "expected.json").read_text())["ndcg"]
+    assert written["task"] == "visdial" and abs(written["scores"]["ndcg"] - expected) < 1e-3
+    assert "21.65" in out
+    out, written = evals_score(monkeypatch, capsys, "visdial", folder / "predictions.json", annotations, tmp_path / "b.json",
+                               "--metric-variant", "ndcg_sklearn")
+    assert written["metric_variant"] == "ndcg_sklearn" and f"{written['scores']['ndcg']:.2f}" in out
+    assert "ndcg_sklearn" in out
+
+
+def test_cli_winoground(monkeypatch, capsys, conformance, tmp_path):
+    folder = conformance / "ranking" / "winoground"
+    out, written = evals_score(monkeypatch, capsys, "winoground", folder / "predictions.jsonl", folder / "examples.jsonl",
+                               tmp_path / "scores.json")
+    assert written["task"] == "winoground"
+    assert written["scores"] == json.loads((folder / "expected.json").read_text())
+    assert all(value in out for value in ("20.75", "24.50", "15.75"))
+
+
+def test_cli_vqa(monkeypatch, capsys, conformance, tmp_path):
+    folder = conformance / "vqa_accuracy"
+    out, written = evals_score(monkeypatch, capsys, "vqav2", folder / "predictions.json", folder / "annotations.json",
+                               tmp_path / "scores.json", "--questions", str(folder / "questions.json"))
+    expected = json.loads((folder / "expected.json").read_text())
+    assert written["scores"] == {"vqa_accuracy": expected["overall"]} and "65.10" in out
+    assert written["by_answer_type"] == expected["perAnswerType"]
+
+
+def test_cli_classification(monkeypatch, capsys, classification_files, tmp_path):
+    out, written = evals_score(monkeypatch, capsys, "imagenet", *classification_files, tmp_path / "scores.json")
+    assert written == {"task": "imagenet", "scores": {"accuracy": 50.0, "top5_accuracy": 75.0}}
+    assert "50.00" in out and "75.00" in out
+
+
+def test_task_module_in_a_fresh_interpreter_without_torch(conformance, tmp_path):
+    """A task registered by --task-module is scored by its format; scoring never imports torch.
+    (A subprocess, so the extra task stays out of this session's registry.)"""
+    module = tmp_path / "my_tasks.py"
+    module.write_text(
+        "from dataclasses import replace\nfrom evals.registry import TASKS\n"
+        "TASKS.add('my_winoground', replace(TASKS.get('winoground'), name='my_winoground'))\n")
+    folder = conformance / "ranking" / "winoground"
+    argv = ["evals", "score", "my_winoground", "--predictions", str(folder / "predictions.jsonl"),
+            "--annotations", str(folder / "examples.jsonl"), "--task-module", str(module)]
+    code = (f"import sys; from evals.cli import app; sys.argv = {argv!r}; app(standalone_mode=False); "
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "my_winoground" in done.stdout and "15.75" in done.stdout
+    assert done.stdout.strip().endswith("no torch")
+
+
+# ---------------------------------------------------------------- bad submissions: exit 2, one line naming the file
+
+def score_error(monkeypatch, capsys, task, predictions, annotations, *fragments):
+    code, err = cli(monkeypatch, capsys, "score", task, "--predictions", str(predictions), "--annotations", str(annotations))
+    assert_one_line_error(code, err, *fragments)
+
+
+@pytest.fixture
+def memes(conformance, tmp_path):
+    return copy_folder(conformance, "ranking/hateful_memes", tmp_path)
+
+
+def rewrite_csv(path: Path, header: str | None = None, line: int | None = None, text: str | None = None) -> None:
+    lines = path.read_text().splitlines()
+    if header is not None:
+        lines[0] = header
+    if line is not None:
+        lines[line - 1] = text
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_hateful_memes_wrong_columns(monkeypatch, capsys, memes):
+    rewrite_csv(memes / "predictions.csv", header="id,prob,label")
+    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
+                "predictions.csv", "id,proba,label", "missing: proba", "unexpected: prob")
+
+
+@pytest.mark.parametrize(("text", "fragments"), [
+    ("10001,high,0", ("line 3", "proba 'high', not a number")),
+    ("10001,1.5,0", ("line 3", "proba 1.5, outside [0, 1]")),
+    ("10001,0.5,yes", ("line 3", "'label' = 'yes', expected 0 or 1")),
+    ("10001,0.5", ("line 3 has 2 fields",)),
+])
+def test_hateful_memes_bad_rows(monkeypatch, capsys, memes, text, fragments):
+    rewrite_csv(memes / "predictions.csv", line=3, text=text)
+    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl", "predictions.csv", *fragments)
+
+
+def test_hateful_memes_missing_and_unknown_ids(monkeypatch, capsys, memes):
+    rewrite_csv(memes / "predictions.csv", line=2, text="99999,0.5,1")
+    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
+                "predictions.csv", "no prediction for 1 ids of dev.jsonl: 10000")
+    rewrite_csv(memes / "predictions.csv", line=2, text="10001,0.5,1")
+    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
+                "predictions.csv", "id 10001 appears twice (line 2 and line 3)")
+
+
+def test_hateful_memes_malformed_jsonl(monkeypatch, capsys, memes):
+    lines = (memes / "dev.jsonl").read_text().splitlines()
+    lines[2] = lines[2][:-1]
+    (memes / "dev.jsonl").write_text("\n".join(lines) + "\n")
+    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
+                "dev.jsonl", "line 3 is malformed JSON")
+
+
+def test_visdial_ranks_not_a_permutation(monkeypatch, capsys, conformance, tmp_path):
+    folder = copy_folder(conformance, "ranking/visdial", tmp_path)
+    rows = json.loads((folder / "predictions.json").read_text())
+    rows[1]["ranks"][0] = rows[1]["ranks"][1]
+    (folder / "predictions.json").write_text(json.dumps(rows))
+    score_error(monkeypatch, capsys, "visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json",
+                "predictions.json", "entry #1", f"image_id {rows[1]['image_id']}", "not a permutation of 1..100")
+
+
+def test_visdial_missing_dialog(monkeypatch, capsys, conformance, tmp_path):
+    folder = copy_folder(conformance, "ranking/visdial", tmp_path)
+    rows = json.loads((folder / "predictions.json").read_text())
+    (folder / "predictions.json").write_text(json.dumps(rows[1:]))
+    score_error(monkeypatch, capsys, "visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json",
+                "predictions.json", "no ranks for 1 annotated rounds", f"image_id {rows[0]['image_id']} round_id {rows[0]['round_id']}")
+
+
+def test_visdial_other_rounds_are_ignored(conformance, tmp_path):
+    folder = copy_folder(conformance, "ranking/visdial", tmp_path)
+    rows = json.loads((folder / "predictions.json").read_text())
+    other_round = {**rows[0], "round_id": rows[0]["round_id"] % 10 + 1, "ranks": list(range(1, 101))}
+    (folder / "predictions.json").write_text(json.dumps([other_round, *rows]))
+    result = score_file("visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json")
+    assert result == score_file("visdial", conformance / "ranking/visdial/predictions.json",
+                                folder / "visdial_1.0_val_dense_annotations.json")
+
+
+@pytest.fixture
+def captions(conformance, tmp_path):
+    return copy_folder(conformance, "captioning", tmp_path)
+
+
+def test_captions_missing_image(monkeypatch, capsys, captions):
+    rows = json.loads((captions / "predictions.json").read_text())
+    (captions / "predictions.json").write_text(json.dumps(rows[1:]))
+    score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
+                "predictions.json", "no prediction for 1 image_ids of captions_references.json: 500003")
+
+
+@pytest.mark.parametrize(("edit", "fragments"), [
+    (lambda rows: rows.append({"image_id": 42, "caption": "a cat"}), ("1 image_ids not in captions_references.json: 42",)),
+    (lambda rows: rows.append(dict(rows[0])), ("image_id 500003 appears twice (entry #0 and entry #300)",)),
+    (lambda rows: rows[4].update(caption=["a", "cat"]), ("entry #4 (image_id 500031) has a non-string 'caption'",)),
+    (lambda rows: rows[4].pop("caption"), ("entry #4 (image_id 500031) has no field 'caption'",)),
+    (lambda rows: rows[4].pop("image_id"), ("entry #4 has no field 'image_id'",)),
+])
+def test_captions_bad_predictions(monkeypatch, capsys, captions, edit, fragments):
+    rows = json.loads((captions / "predictions.json").read_text())
+    edit(rows)
+    (captions / "predictions.json").write_text(json.dumps(rows))
+    score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
+                "predictions.json", *fragments)
+
+
+def test_captions_malformed_json(monkeypatch, capsys, captions):
+    (captions / "predictions.json").write_text(json.dumps([{"image_id": 1, "caption": "a"}])[:-2])
+    score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
+                "predictions.json", "malformed JSON at line 1")
+
+
+def test_caption_references_without_images(captions, monkeypatch, capsys):
+    references = json.loads((captions / "captions_references.json").read_text())
+    del references["images"]
+    (captions / "captions_references.json").write_text(json.dumps(references))
+    score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
+                "captions_references.json", "the top level has no field 'images'")
+
+
+def test_winoground_bad_score_and_missing_example(monkeypatch, capsys, conformance, tmp_path):
+    folder = copy_folder(conformance, "ranking/winoground", tmp_path)
+    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
+    write_jsonl(folder / "predictions.jsonl", [{**rows[0], "c1_i0": "high"}, *rows[1:]])
+    score_error(monkeypatch, capsys, "winoground", folder / "predictions.jsonl", folder / "examples.jsonl",
+                "predictions.jsonl", "line 1 has 'c1_i0' = 'high', not a number")
+    write_jsonl(folder / "predictions.jsonl", rows[:-1])
+    score_error(monkeypatch, capsys, "winoground", folder / "predictions.jsonl", folder / "examples.jsonl",
+                "predictions.jsonl", "no prediction for 1 ids of examples.jsonl: 399")
+
+
+def test_classification_bad_top5(monkeypatch, capsys, classification_files, tmp_path):
+    predictions, gold = classification_files
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()]
+    rows[2]["top5"] = rows[2]["top5"][:4]
+    bad = write_jsonl(tmp_path / "predictions.jsonl", rows)
+    score_error(monkeypatch, capsys, "imagenet", bad, gold, "predictions.jsonl", "line 3", "'top5' of 4 labels")
+    rows[2]["top5"] = ["bus", 1.5, "cat", "car", "cow"]
+    write_jsonl(bad, rows)
+    score_error(monkeypatch, capsys, "imagenet", bad, gold, "predictions.jsonl", "line 3", "not a label")
+
+
+def test_score_missing_file(monkeypatch, capsys, conformance, tmp_path):
+    folder = conformance / "ranking" / "winoground"
+    score_error(monkeypatch, capsys, "winoground", tmp_path / "nope.jsonl", folder / "examples.jsonl",
+                "nope.jsonl: file not found")
+
+
+def test_score_file_errors_are_data_errors(tmp_path):
+    (tmp_path / "p.jsonl").write_text("")
+    with pytest.raises(DataError, match="p.jsonl: no records"):
+        score_file("classification", tmp_path / "p.jsonl", tmp_path / "p.jsonl")
