@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -235,14 +235,14 @@ def score_visdial_ndcg_sklearn(predictions: Mapping[str, Any], examples: Sequenc
 
 def visdial_task(name: str, **overrides) -> Task:
     """Declare and register a VisDial-format benchmark."""
-    settings = dict(
+    task = Task(
         name=name, paper="Das et al. 2017, arXiv 1611.08669", kind="rank", load=load_visdial,
         support_split="train", query_split="val", template="visdial", shot_answer=ground_truth_answer,
         rank_queries=answer_options, decide=rank_options, metric=score_visdial_ndcg, headline="ndcg",
         metric_variants={"ndcg_sklearn": score_visdial_ndcg_sklearn}, layout=LAYOUT, zero_shot_text_shots=0,
         submission_format="visdial",
     )
-    return TASKS.add(name, Task(**{**settings, **overrides}))
+    return TASKS.add(name, replace(task, **overrides))
 
 
 visdial_task("visdial", data_folder="visdial")

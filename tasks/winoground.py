@@ -117,13 +117,13 @@ def first_caption(example: Example) -> str:
 
 def winoground_task(name: str, **overrides) -> Task:
     """Declare and register a Winoground-format benchmark (zero-shot only)."""
-    settings = dict(
+    task = Task(
         name=name, paper="Thrush et al. 2022, arXiv 2204.03162", kind="rank", load=load_winoground,
         support_split=SPLIT, query_split=SPLIT, template="winoground", shot_answer=first_caption,
         rank_queries=image_views, decide=pair_scores, metric=score_winoground, headline="group",
         layout=f"{EXAMPLES}, {IMAGE}", zero_shot_text_shots=0, max_shots=0, submission_format="winoground",
     )
-    return TASKS.add(name, Task(**{**settings, **overrides}))
+    return TASKS.add(name, replace(task, **overrides))
 
 
 winoground_task("winoground", data_folder="winoground",
