@@ -189,7 +189,8 @@ def check_shots(task: Task, data: TaskData, shots: Sequence[int]) -> None:
         raise ConfigError(f"shot counts must be one or more integers >= 0, got {list(shots)}")
     same_split = task.support_split == task.query_split
     available = len(data.support) - (1 if same_split else 0)
-    needed = max(max(shots), task.zero_shot_text_shots if 0 in shots else 0)
+    runnable = [k for k in shots if k not in skipped_shots(task, shots)] or [0]
+    needed = max(max(runnable), task.zero_shot_text_shots if 0 in runnable else 0)
     if needed > available:
         raise ConfigError(
             f"task '{task.name}': {needed} shots requested but its support split '{task.support_split}' "

@@ -144,6 +144,25 @@ def read_json(path: Path) -> Any:
         raise DataError(f"{path}: cannot read ({error})") from None
 
 
+def read_jsonl(path: Path) -> list[Any]:
+    """Each line's JSON value, a malformed line named by its number."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read ({error})") from None
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: line {number} is malformed JSON: {error.msg}") from None
+    return rows
+
+
 def require(record: Mapping[str, Any], key: str, path: Path, where: str) -> Any:
     """`record[key]`, or a DataError naming the file, the record and the missing field."""
     if not isinstance(record, Mapping):

@@ -11,7 +11,6 @@ the benchmark is zero-shot only).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +20,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import PairScores, winoground_outcome, winoground_scores
-from tasks.base import MetricResult, RankQuery, Task, require
+from tasks.base import MetricResult, RankQuery, Task, read_jsonl, require
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "winoground"
@@ -31,25 +30,6 @@ SPLIT = "test"
 CAPTIONS = ("caption_0", "caption_1")
 IMAGE_COLUMNS = ("image_0", "image_1")
 TAGS = ("tag", "secondary_tag", "collapsed_tag")
-
-
-def read_jsonl(path: Path) -> list[Any]:
-    """Each line's JSON value, a malformed line named by its number."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: line {number} is malformed JSON: {error.msg}") from None
-    return rows
 
 
 def winoground_example(example_id: str, images: tuple[ImageRef, ...], captions: Sequence[str], tags: Mapping[str, Any]) -> Example:
