@@ -231,9 +231,11 @@ def score(
 ) -> None:
     """Score a submission file with no model, as the official scorer does (the file is scored as given).
 
-    Metrics (0-100): vqa: vqa_accuracy; captions: CIDEr (CIDEr-D), Bleu_4, ROUGE_L, METEOR (pycocoevalcap, needs
-    Java); classification: accuracy, top5_accuracy; hateful_memes: roc_auc, accuracy; visdial: ndcg (official,
-    cut at the relevant options); winoground: text, image, group.
+    Metrics (0-100), by the task's submission format:
+    vqa: vqa_accuracy; classification: accuracy, top5_accuracy;
+    captions: CIDEr (CIDEr-D), Bleu_4, ROUGE_L, METEOR (pycocoevalcap, Java);
+    hateful_memes: roc_auc, accuracy; winoground: text, image, group;
+    visdial: ndcg (official: cut at the number of relevant options).
     """
     from evals.scoring import score_submission
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Collection, Iterable, Mapping
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Collection, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from evals.errors import ConfigError, DataError
 from evals.registry import TASKS
@@ -40,71 +41,123 @@ class SubmissionFormat:
     variants: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Entry:
+    """One record of a file and where it stands there ("line 3", "entry #2"), for one-line errors."""
+
+    path: Path
+    where: str
+    record: Any
+
+    def fail(self, problem: str) -> NoReturn:
+        raise DataError(f"{self.path}: {self.where} {problem}")
+
+    def known_as(self, name: str) -> Entry:
+        """The same entry, its errors also naming it by `name` (e.g. its id)."""
+        return replace(self, where=f"{self.where} ({name})")
+
+    def get(self, key: str) -> Any:
+        return require(self.record, key, self.path, self.where)
+
+    def items(self, key: str) -> list:
+        value = self.get(key)
+        if not isinstance(value, list):
+            self.fail(f"has a '{key}' that is not a list")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self.get(key)
+        if not is_number(value):
+            self.fail(f"has '{key}' = {value!r}, not a number")
+        return float(value)
+
+    def label(self, key: str) -> str:
+        value = self.get(key)
+        if not is_label(value):
+            self.fail(f"has '{key}' = {value!r}, not a label (a string or an integer)")
+        return str(value)
+
+    def binary(self, key: str) -> int:
+        value = self.get(key)
+        if value not in (0, 1, "0", "1") or isinstance(value, (bool, float)):
+            self.fail(f"has '{key}' = {value!r}, expected 0 or 1")
+        return int(value)
+
+    def text(self, key: str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str):
+            self.fail(f"has a non-string '{key}'")
+        return value
+
+    def id(self, key: str = "id") -> str:
+        """The record's id as text, so that the JSON 8291, the string "8291" and a CSV's "08291" are one id."""
+        value = self.get(key)
+        if not is_label(value):
+            self.fail(f"has {key} {value!r}, neither a number nor a string")
+        text = str(value).strip()
+        return str(int(text)) if text.isdigit() else text
+
+
 # ---------------------------------------------------------------- reading and checking files
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not (isinstance(value, float) and math.isnan(value))
+
+
+def is_label(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
 
 def id_preview(ids: Collection) -> str:
     shown = sorted(ids, key=str)[:5]
     return ", ".join(str(i) for i in shown) + (" ..." if len(ids) > 5 else "")
 
 
-def record_id(value: Any, path: Path, where: str) -> str:
-    """An id as text, so that the JSON 8291, the string "8291" and a CSV's "08291" are one id."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise DataError(f"{path}: {where} has an id that is neither a number nor a string: {value!r}")
-    text = str(value).strip()
-    return str(int(text)) if text.isdigit() else text
-
-
-def require_list(record: Any, key: str, path: Path, where: str) -> list:
-    value = require(record, key, path, where)
-    if not isinstance(value, list):
-        raise DataError(f"{path}: '{key}' of {where} is not a list")
-    return value
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # NaN != NaN
-
-
-def require_number(record: Any, key: str, path: Path, where: str) -> float:
-    value = require(record, key, path, where)
-    if not is_number(value):
-        raise DataError(f"{path}: {where} has '{key}' = {value!r}, not a number")
-    return float(value)
-
-
 def read_text(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot read ({error})") from None
 
 
-def read_jsonl(path: Path) -> list[tuple[str, Any]]:
-    """A JSON Lines file as ("line N", record) pairs (blank lines skipped), failing on the first bad line."""
-    records = []
+def read_jsonl(path: Path) -> list[Entry]:
+    """A JSON Lines file, one entry per non-blank line, failing on the first malformed line."""
+    entries = []
     for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append((f"line {number}", json.loads(line)))
+            entries.append(Entry(path, f"line {number}", json.loads(line)))
         except json.JSONDecodeError as error:
             raise DataError(f"{path}: line {number} is malformed JSON at column {error.colno}: {error.msg}") from None
-    if not records:
+    if not entries:
         raise DataError(f"{path}: no records")
-    return records
+    return entries
 
 
-def index_by_id(rows: Iterable[tuple[str, Any]], path: Path, key: str = "id") -> dict[str, tuple[str, Any]]:
-    """{id: (where, record)}, failing on a record without the id field or an id seen twice."""
-    indexed: dict[str, tuple[str, Any]] = {}
-    for where, record in rows:
-        rid = record_id(require(record, key, path, where), path, where)
+def read_json_list(path: Path, fields: tuple[str, ...], what: str = "entry") -> list[Entry]:
+    """A JSON file holding a list of objects (results files, VisDial annotations), as entries "entry #i"."""
+    rows = read_json(path)
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a JSON list of {{{', '.join(fields)}}} objects")
+    return [Entry(path, f"{what} #{i}", row) for i, row in enumerate(rows)]
+
+
+def top_level_list(path: Path, key: str, what: str) -> list[Entry]:
+    """The list `key` of a JSON file's top-level object (COCO `images`, VQA `annotations`), as entries "what #i"."""
+    return [Entry(path, f"{what} #{i}", row) for i, row in enumerate(Entry(path, "the top level", read_json(path)).items(key))]
+
+
+def index_by_id(entries: Iterable[Entry], key: str = "id") -> dict[str, Entry]:
+    """{id: entry}, failing on an entry without the id field or an id seen twice."""
+    indexed: dict[str, Entry] = {}
+    for entry in entries:
+        rid = entry.id(key)
         if rid in indexed:
-            raise DataError(f"{path}: {key} {rid} appears twice ({indexed[rid][0]} and {where})")
-        indexed[rid] = (where, record)
+            entry.fail(f"repeats {key} {rid} of {indexed[rid].where}")
+        indexed[rid] = entry
     return indexed
 
 
@@ -118,41 +171,29 @@ def check_same_ids(predicted: Collection, expected: Collection, submission: Subm
         raise DataError(f"{submission.predictions}: {len(unknown)} {what}s not in {name}: {id_preview(unknown)}")
 
 
+def matched(submission: Submission, predicted: Iterable[Entry], gold: Iterable[Entry]) -> dict[str, tuple[Entry, Entry]]:
+    """{id: (reference entry, prediction entry)} in reference order, after checking the two files hold the same ids."""
+    predicted_by_id, gold_by_id = index_by_id(predicted), index_by_id(gold)
+    check_same_ids(predicted_by_id, gold_by_id, submission, "id")
+    return {rid: (entry, predicted_by_id[rid]) for rid, entry in gold_by_id.items()}
+
+
 def read_answer_list(path: Path, id_key: str, text_key: str) -> dict[str, str]:
     """A JSON list of {id_key, text_key} objects with string texts, one per id (EvalAI and COCO results files)."""
-    rows = read_json(path)
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a JSON list of {{\"{id_key}\", \"{text_key}\"}} objects")
-    indexed = index_by_id(((f"entry #{i}", row) for i, row in enumerate(rows)), path, id_key)
-    answers = {}
-    for rid, (where, row) in indexed.items():
-        text = require(row, text_key, path, f"{where} ({id_key} {rid})")
-        if not isinstance(text, str):
-            raise DataError(f"{path}: {where} ({id_key} {rid}) has a non-string '{text_key}'")
-        answers[rid] = text
-    return answers
-
-
-def binary_label(record: Any, key: str, path: Path, where: str) -> int:
-    value = require(record, key, path, where)
-    if value not in (0, 1, "0", "1") or isinstance(value, (bool, float)):
-        raise DataError(f"{path}: {where} has '{key}' = {value!r}, expected 0 or 1")
-    return int(value)
+    entries = index_by_id(read_json_list(path, (id_key, text_key)), id_key)
+    return {rid: entry.known_as(f"{id_key} {rid}").text(text_key) for rid, entry in entries.items()}
 
 
 # ---------------------------------------------------------------- VQA (EvalAI results format)
 
 def read_vqa_references(annotations_path: Path, questions_path: Path | None) -> list[VQAReference]:
-    annotations = require_list(read_json(annotations_path), "annotations", annotations_path, "the top level")
-    references = []
-    for i, a in enumerate(annotations):
-        qid = record_id(require(a, "question_id", annotations_path, f"annotation #{i}"), annotations_path, f"annotation #{i}")
-        references.append(VQAReference(qid, human_answers(a, annotations_path), str(a.get("question_type", "")),
-                                       str(a.get("answer_type", ""))))
+    references = [
+        VQAReference(entry.id("question_id"), human_answers(entry.record, annotations_path),
+                     str(entry.record.get("question_type", "")), str(entry.record.get("answer_type", "")))
+        for entry in top_level_list(annotations_path, "annotations", "annotation")
+    ]
     if questions_path is not None:
-        questions = require_list(read_json(questions_path), "questions", questions_path, "the top level")
-        asked = {record_id(require(q, "question_id", questions_path, f"question #{i}"), questions_path, f"question #{i}")
-                 for i, q in enumerate(questions)}
+        asked = {entry.id("question_id") for entry in top_level_list(questions_path, "questions", "question")}
         unannotated = asked - {r.question_id for r in references}
         if unannotated:
             raise DataError(f"{annotations_path}: no annotation for question_ids {id_preview(unannotated)} of {questions_path}")
@@ -177,18 +218,11 @@ def score_vqa(submission: Submission) -> dict[str, Any]:
 
 def read_caption_references(path: Path) -> dict[str, list[str]]:
     """A COCO-format caption file: `images` (the evaluated set, in order) and `annotations` {image_id, caption}."""
-    data = read_json(path)
-    images = require_list(data, "images", path, "the top level")
-    annotations = require_list(data, "annotations", path, "the top level")
-    references: dict[str, list[str]] = {rid: [] for rid in index_by_id(((f"image #{i}", im) for i, im in enumerate(images)), path)}
-    for i, annotation in enumerate(annotations):
-        where = f"annotation #{i}"
-        image_id = record_id(require(annotation, "image_id", path, where), path, where)
-        caption = require(annotation, "caption", path, where)
-        if not isinstance(caption, str):
-            raise DataError(f"{path}: {where} (image_id {image_id}) has a non-string 'caption'")
+    references: dict[str, list[str]] = {rid: [] for rid in index_by_id(top_level_list(path, "images", "image"))}
+    for entry in top_level_list(path, "annotations", "annotation"):
+        image_id, caption = entry.id("image_id"), entry.text("caption")
         if image_id not in references:
-            raise DataError(f"{path}: {where} is for image_id {image_id}, which 'images' does not list")
+            entry.fail(f"is for image_id {image_id}, which 'images' does not list")
         references[image_id].append(caption)
     uncaptioned = [rid for rid, captions in references.items() if not captions]
     if uncaptioned:
@@ -216,32 +250,36 @@ def score_captions(submission: Submission) -> dict[str, Any]:
 HATEFUL_MEMES_COLUMNS = ("id", "proba", "label")
 
 
-def read_hateful_memes_csv(path: Path) -> list[tuple[str, dict[str, str]]]:
+def read_hateful_memes_csv(path: Path) -> list[Entry]:
     """The challenge submission: a CSV with exactly the columns id, proba, label, one row per meme."""
-    rows = list(csv.reader(read_text(path).splitlines()))
+    try:
+        rows = list(csv.reader(read_text(path).splitlines()))
+    except csv.Error as error:
+        raise DataError(f"{path}: malformed CSV ({error})") from None
     header = [name.strip() for name in rows[0]] if rows else []
     if sorted(header) != sorted(HATEFUL_MEMES_COLUMNS):
         missing = [c for c in HATEFUL_MEMES_COLUMNS if c not in header]
         extra = [c for c in header if c not in HATEFUL_MEMES_COLUMNS]
         raise DataError(f"{path}: the header must name the columns id,proba,label; got {','.join(header) or 'nothing'}"
                         f" (missing: {', '.join(missing) or 'none'}; unexpected: {', '.join(extra) or 'none'})")
-    records = []
+    entries = []
     for number, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         if len(row) != len(header):
             raise DataError(f"{path}: line {number} has {len(row)} fields, the header {len(header)}")
-        records.append((f"line {number}", {name: value.strip() for name, value in zip(header, row)}))
-    return records
+        entries.append(Entry(path, f"line {number}", {name: value.strip() for name, value in zip(header, row)}))
+    return entries
 
 
-def probability(record: Mapping[str, str], path: Path, where: str) -> float:
+def probability(entry: Entry) -> float:
+    text = entry.get("proba")
     try:
-        value = float(record["proba"])
+        value = float(text)
     except ValueError:
-        raise DataError(f"{path}: {where} has proba '{record['proba']}', not a number") from None
+        entry.fail(f"has proba '{text}', not a number")
     if not 0.0 <= value <= 1.0:
-        raise DataError(f"{path}: {where} has proba {record['proba']}, outside [0, 1]")
+        entry.fail(f"has proba {text}, outside [0, 1]")
     return value
 
 
@@ -249,12 +287,10 @@ def score_hateful_memes(submission: Submission) -> dict[str, Any]:
     """ROC AUC of `proba` (the challenge metric) and accuracy of `label`, against dev.jsonl's labels."""
     from metrics.ranking import accuracy, roc_auc
 
-    predicted = index_by_id(read_hateful_memes_csv(submission.predictions), submission.predictions)
-    gold = index_by_id(read_jsonl(submission.annotations), submission.annotations)
-    check_same_ids(predicted, gold, submission, "id")
-    truth = [binary_label(record, "label", submission.annotations, where) for where, record in gold.values()]
-    probabilities = [probability(predicted[i][1], submission.predictions, predicted[i][0]) for i in gold]
-    labels = [binary_label(predicted[i][1], "label", submission.predictions, predicted[i][0]) for i in gold]
+    pairs = matched(submission, read_hateful_memes_csv(submission.predictions), read_jsonl(submission.annotations)).values()
+    truth = [gold.binary("label") for gold, _ in pairs]
+    probabilities = [probability(predicted) for _, predicted in pairs]
+    labels = [predicted.binary("label") for _, predicted in pairs]
     if len(set(truth)) < 2:
         raise DataError(f"{submission.annotations}: every label is {truth[0]}; ROC AUC needs both classes")
     return {"scores": {"roc_auc": roc_auc(truth, probabilities), "accuracy": accuracy(labels, truth)}}
@@ -262,48 +298,41 @@ def score_hateful_memes(submission: Submission) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- VisDial v1.0 (dense annotations)
 
+def visdial_entries(path: Path, field: str, what: str) -> Iterator[tuple[Entry, tuple[str, int], list]]:
+    """(entry, (image_id, round_id), the entry's `field` list) for each entry of a VisDial JSON list, each round once."""
+    seen: set[tuple[str, int]] = set()
+    for entry in read_json_list(path, ("image_id", "round_id", field), what):
+        round_id = entry.get("round_id")
+        if isinstance(round_id, bool) or not isinstance(round_id, int):
+            entry.fail(f"has round_id {round_id!r}, not an integer")
+        key = (entry.id("image_id"), round_id)
+        if key in seen:
+            entry.fail(f"repeats image_id {key[0]} round_id {round_id}")
+        seen.add(key)
+        yield entry.known_as(f"image_id {key[0]}, round_id {round_id}"), key, entry.items(field)
+
+
 def read_visdial_ranks(path: Path, options: int) -> dict[tuple[str, int], list[int]]:
     """The official submission: [{image_id, round_id, ranks}], ranks a permutation of 1..options (1 = best)."""
-    rows = read_json(path)
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a JSON list of {{\"image_id\", \"round_id\", \"ranks\"}} objects")
-    ranks: dict[tuple[str, int], list[int]] = {}
-    for i, row in enumerate(rows):
-        where = f"entry #{i}"
-        key = (record_id(require(row, "image_id", path, where), path, where), round_number(row, path, where))
-        given = require_list(row, "ranks", path, f"{where} (image_id {key[0]}, round_id {key[1]})")
+    ranks = {}
+    for entry, key, given in visdial_entries(path, "ranks", "entry"):
         if sorted(r for r in given if isinstance(r, int) and not isinstance(r, bool)) != list(range(1, options + 1)):
-            raise DataError(f"{path}: {where} (image_id {key[0]}, round_id {key[1]}): 'ranks' is not a permutation of 1..{options}")
-        if key in ranks:
-            raise DataError(f"{path}: image_id {key[0]} round_id {key[1]} appears twice")
+            entry.fail(f"has 'ranks' that are not a permutation of 1..{options}")
         ranks[key] = given
     return ranks
 
 
-def round_number(row: Any, path: Path, where: str) -> int:
-    value = require(row, "round_id", path, where)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise DataError(f"{path}: {where} has round_id {value!r}, not an integer")
-    return value
-
-
 def read_dense_relevance(path: Path) -> dict[tuple[str, int], list[float]]:
-    """The dense annotations: one round per dialog with the 100 options' relevance."""
-    rows = read_json(path)
-    if not isinstance(rows, list):
-        raise DataError(f"{path}: expected a JSON list of {{\"image_id\", \"round_id\", \"gt_relevance\"}} objects")
-    relevance: dict[tuple[str, int], list[float]] = {}
-    for i, row in enumerate(rows):
-        where = f"annotation #{i}"
-        key = (record_id(require(row, "image_id", path, where), path, where), round_number(row, path, where))
-        values = require_list(row, "gt_relevance", path, where)
+    """The dense annotations: for one round of each dialog, the relevance of each of the (100) options."""
+    relevance = {}
+    for entry, key, values in visdial_entries(path, "gt_relevance", "annotation"):
         if not all(is_number(v) for v in values):
-            raise DataError(f"{path}: {where} (image_id {key[0]}) has a 'gt_relevance' value that is not a number")
-        relevance[key] = [float(v) for v in values]
+            entry.fail("has a 'gt_relevance' value that is not a number")
         if not any(v > 0 for v in values):
-            raise DataError(f"{path}: {where} (image_id {key[0]}) has no relevant option: NDCG is undefined")
+            entry.fail("has no relevant option: NDCG is undefined")
+        relevance[key] = [float(v) for v in values]
     if not relevance or len({len(v) for v in relevance.values()}) != 1:
-        raise DataError(f"{path}: expected annotations with one gt_relevance length (the number of options)")
+        raise DataError(f"{path}: expected annotations whose gt_relevance lists all have one length (the number of options)")
     return relevance
 
 
@@ -314,14 +343,12 @@ def score_visdial(submission: Submission) -> dict[str, Any]:
 
     relevance = read_dense_relevance(submission.annotations)
     ranks = read_visdial_ranks(submission.predictions, len(next(iter(relevance.values()))))
-    dialogs = {image_id for image_id, _ in relevance}
-    unknown = {image_id for image_id, _ in ranks} - dialogs
     missing = [key for key in relevance if key not in ranks]
     if missing:
         shown = ", ".join(f"image_id {i} round_id {r}" for i, r in missing[:5])
-        raise DataError(f"{submission.predictions}: no ranks for {len(missing)} annotated rounds of {submission.annotations.name}: {shown}")
-    if unknown:
-        raise DataError(f"{submission.predictions}: {len(unknown)} image_ids not in {submission.annotations.name}: {id_preview(unknown)}")
+        raise DataError(f"{submission.predictions}: no ranks for {len(missing)} annotated rounds of "
+                        f"{submission.annotations.name}: {shown}")
+    check_same_ids({image_id for image_id, _ in ranks}, {image_id for image_id, _ in relevance}, submission, "image_id")
     ndcg = ndcg_sklearn if submission.variant == "ndcg_sklearn" else visdial_ndcg
     overall, per_round = ndcg([ranks[key] for key in relevance], list(relevance.values()))
     return {"scores": {"ndcg": overall}, "per_round": {f"{i}_{r}": value for (i, r), value in zip(relevance, per_round)}}
@@ -336,38 +363,25 @@ def score_winoground(submission: Submission) -> dict[str, Any]:
     """Text, image and group scores from the four scores s(caption_i, image_j) of each example."""
     from metrics.ranking import PairScores, winoground_outcome, winoground_scores
 
-    predicted = index_by_id(read_jsonl(submission.predictions), submission.predictions)
-    examples = index_by_id(read_jsonl(submission.annotations), submission.annotations)
-    for where, example in examples.values():
+    pairs = {}
+    examples = matched(submission, read_jsonl(submission.predictions), read_jsonl(submission.annotations))
+    for rid, (example, predicted) in examples.items():
         for key in ("caption_0", "caption_1", "image_0", "image_1"):
-            require(example, key, submission.annotations, where)
-    check_same_ids(predicted, examples, submission, "id")
-    pairs = {i: PairScores(*(require_number(predicted[i][1], key, submission.predictions, predicted[i][0]) for key in PAIR_KEYS))
-             for i in examples}
+            example.get(key)
+        pairs[rid] = PairScores(*(predicted.number(key) for key in PAIR_KEYS))
     return {"scores": winoground_scores(list(pairs.values())),
-            "per_example": {i: winoground_outcome(p) for i, p in pairs.items()}}
+            "per_example": {rid: winoground_outcome(p) for rid, p in pairs.items()}}
 
 
 # ---------------------------------------------------------------- classification (ImageNet, RenderedSST2, ScienceQA)
 
-def is_label(value: Any) -> bool:
-    return isinstance(value, (int, str)) and not isinstance(value, bool)
-
-
-def label_text(record: Any, key: str, path: Path, where: str) -> str:
-    value = require(record, key, path, where)
-    if not is_label(value):
-        raise DataError(f"{path}: {where} has '{key}' = {value!r}, not a label (a string or an integer)")
-    return str(value)
-
-
-def top5_labels(record: Any, path: Path, where: str) -> list[str]:
-    ranked = require_list(record, "top5", path, where)
+def top5_labels(entry: Entry) -> list[str]:
+    ranked = entry.items("top5")
     if not all(is_label(value) for value in ranked):
-        raise DataError(f"{path}: {where} has a 'top5' entry that is not a label (a string or an integer)")
+        entry.fail("has a 'top5' entry that is not a label (a string or an integer)")
     labels = [str(value) for value in ranked]
     if len(labels) != 5 or len(set(labels)) != 5:
-        raise DataError(f"{path}: {where} has a 'top5' of {len(labels)} labels ({len(set(labels))} distinct), expected 5 distinct labels")
+        entry.fail(f"has a 'top5' of {len(labels)} labels ({len(set(labels))} distinct), expected 5 distinct labels")
     return labels
 
 
@@ -375,14 +389,11 @@ def score_classification(submission: Submission) -> dict[str, Any]:
     """Top-1 accuracy of `label`, and top-5 accuracy when every prediction has a `top5` list."""
     from metrics.ranking import accuracy, percent, top_k_hits
 
-    predicted = index_by_id(read_jsonl(submission.predictions), submission.predictions)
-    gold = index_by_id(read_jsonl(submission.annotations), submission.annotations)
-    check_same_ids(predicted, gold, submission, "id")
-    truth = [label_text(record, "label", submission.annotations, where) for where, record in gold.values()]
-    labels = [label_text(predicted[i][1], "label", submission.predictions, predicted[i][0]) for i in gold]
-    scores = {"accuracy": accuracy(labels, truth)}
-    if all("top5" in record for _, record in predicted.values()):
-        ranked = [top5_labels(predicted[i][1], submission.predictions, predicted[i][0]) for i in gold]
+    pairs = matched(submission, read_jsonl(submission.predictions), read_jsonl(submission.annotations)).values()
+    truth = [gold.label("label") for gold, _ in pairs]
+    scores = {"accuracy": accuracy([predicted.label("label") for _, predicted in pairs], truth)}
+    if all("top5" in predicted.record for _, predicted in pairs):
+        ranked = [top5_labels(predicted) for _, predicted in pairs]
         scores["top5_accuracy"] = percent(sum(top_k_hits(ranked, truth, 5)), len(truth))
     return {"scores": scores}
 

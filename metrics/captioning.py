@@ -69,6 +69,8 @@ def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequ
 
 def evaluated_ids(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> list[str]:
     """The image ids, in reference order, after checking that every image has one caption and references."""
+    if not references:
+        raise DataError("captions: no images to score")
     missing = [i for i in references if i not in predictions]
     unknown = [i for i in predictions if i not in references]
     if missing or unknown:
@@ -77,8 +79,6 @@ def evaluated_ids(predictions: Mapping[str, str], references: Mapping[str, Seque
     unreferenced = [i for i, captions in references.items() if not captions]
     if unreferenced:
         raise DataError(f"captions: images without reference captions: {unreferenced[:5]}")
-    if not references:
-        raise DataError("captions: no images to score")
     return list(references)
 
 
@@ -132,7 +132,8 @@ class Meteor:
     def __init__(self, java: str) -> None:
         from pycocoevalcap.meteor import meteor
 
-        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # a file, not a pipe: a chatty JVM can never block on it
+        # A file, not a pipe: a chatty JVM can never block on it. Closed in close(), with the process.
+        self.stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
         self.owner = os.getpid()
         self.lock = threading.Lock()
         command = [java, "-jar", "-Xmx2G", meteor.METEOR_JAR, "-", "-", "-stdio", "-l", "en", "-norm"]
@@ -166,7 +167,7 @@ class Meteor:
 
     def ask(self, line: str) -> str:
         try:
-            self.process.stdin.write(f"{line}\n".encode("utf-8"))
+            self.process.stdin.write(f"{line}\n".encode())
             self.process.stdin.flush()
         except OSError:
             self.fail()

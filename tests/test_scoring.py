@@ -208,7 +208,7 @@ def test_task_module_in_a_fresh_interpreter_without_torch(conformance, tmp_path)
             "--annotations", str(folder / "examples.jsonl"), "--task-module", str(module)]
     code = (f"import sys; from evals.cli import app; sys.argv = {argv!r}; app(standalone_mode=False); "
             "print('torch loaded' if 'torch' in sys.modules else 'no torch')")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "my_winoground" in done.stdout and "15.75" in done.stdout
     assert done.stdout.strip().endswith("no torch")
@@ -258,7 +258,7 @@ def test_hateful_memes_missing_and_unknown_ids(monkeypatch, capsys, memes):
                 "predictions.csv", "no prediction for 1 ids of dev.jsonl: 10000")
     rewrite_csv(memes / "predictions.csv", line=2, text="10001,0.5,1")
     score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
-                "predictions.csv", "id 10001 appears twice (line 2 and line 3)")
+                "predictions.csv", "line 3 repeats id 10001 of line 2")
 
 
 def test_hateful_memes_malformed_jsonl(monkeypatch, capsys, memes):
@@ -283,7 +283,8 @@ def test_visdial_missing_dialog(monkeypatch, capsys, conformance, tmp_path):
     rows = json.loads((folder / "predictions.json").read_text())
     (folder / "predictions.json").write_text(json.dumps(rows[1:]))
     score_error(monkeypatch, capsys, "visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json",
-                "predictions.json", "no ranks for 1 annotated rounds", f"image_id {rows[0]['image_id']} round_id {rows[0]['round_id']}")
+                "predictions.json", "no ranks for 1 annotated rounds",
+                f"image_id {rows[0]['image_id']} round_id {rows[0]['round_id']}")
 
 
 def test_visdial_other_rounds_are_ignored(conformance, tmp_path):
@@ -310,7 +311,7 @@ def test_captions_missing_image(monkeypatch, capsys, captions):
 
 @pytest.mark.parametrize(("edit", "fragments"), [
     (lambda rows: rows.append({"image_id": 42, "caption": "a cat"}), ("1 image_ids not in captions_references.json: 42",)),
-    (lambda rows: rows.append(dict(rows[0])), ("image_id 500003 appears twice (entry #0 and entry #300)",)),
+    (lambda rows: rows.append(dict(rows[0])), ("entry #300 repeats image_id 500003 of entry #0",)),
     (lambda rows: rows[4].update(caption=["a", "cat"]), ("entry #4 (image_id 500031) has a non-string 'caption'",)),
     (lambda rows: rows[4].pop("caption"), ("entry #4 (image_id 500031) has no field 'caption'",)),
     (lambda rows: rows[4].pop("image_id"), ("entry #4 has no field 'image_id'",)),
@@ -369,3 +370,27 @@ def test_score_file_errors_are_data_errors(tmp_path):
     (tmp_path / "p.jsonl").write_text("")
     with pytest.raises(DataError, match="p.jsonl: no records"):
         score_file("classification", tmp_path / "p.jsonl", tmp_path / "p.jsonl")
+
+
+def test_visdial_bad_annotations_and_unknown_dialogs(conformance, tmp_path):
+    folder = copy_folder(conformance, "ranking/visdial", tmp_path)
+    predictions, annotations = folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json"
+    rows = json.loads(annotations.read_text())
+    (tmp_path / "irrelevant.json").write_text(json.dumps([{**rows[0], "gt_relevance": [0.0] * 100}, *rows[1:]]))
+    with pytest.raises(DataError, match=rf"annotation #0 \(image_id {rows[0]['image_id']}, round_id \d+\) has no relevant option"):
+        score_file("visdial", predictions, tmp_path / "irrelevant.json")
+    (tmp_path / "twice.json").write_text(json.dumps([*rows, rows[0]]))
+    with pytest.raises(DataError, match=f"twice.json: annotation #300 repeats image_id {rows[0]['image_id']} round_id"):
+        score_file("visdial", predictions, tmp_path / "twice.json")
+    ranks = json.loads(predictions.read_text())
+    predictions.write_text(json.dumps([*ranks, {"image_id": 1, "round_id": 1, "ranks": list(range(1, 101))}]))
+    with pytest.raises(DataError, match="predictions.json: 1 image_ids not in visdial_1.0_val_dense_annotations.json: 1$"):
+        score_file("visdial", predictions, annotations)
+
+
+def test_hateful_memes_needs_both_classes(conformance, tmp_path):
+    folder = copy_folder(conformance, "ranking/hateful_memes", tmp_path)
+    records = [json.loads(line) for line in (folder / "dev.jsonl").read_text().splitlines()]
+    write_jsonl(folder / "dev.jsonl", [{**r, "label": 1} for r in records])
+    with pytest.raises(DataError, match="dev.jsonl: every label is 1; ROC AUC needs both classes"):
+        score_file("hateful_memes", folder / "predictions.csv", folder / "dev.jsonl")
