@@ -165,7 +165,10 @@ def image_fields(pattern: str) -> list[str]:
 
 
 def caption_texts(captions: Any, where: str) -> tuple[str, ...]:
-    """Reference captions given as strings or as objects holding the text under "raw" (Karpathy files) or "caption"."""
+    """Reference captions given as strings or as objects holding the text under "raw" (Karpathy files) or "caption";
+    a `datasets` Sequence of such objects arrives as one object of lists."""
+    if isinstance(captions, Mapping):
+        captions = next((captions[k] for k in ("raw", "caption") if isinstance(captions.get(k), list)), captions)
     if not isinstance(captions, (list, tuple)) or not captions:
         raise DataError(f"{where}: no list of reference captions")
     texts = []

@@ -140,7 +140,9 @@ class VizWizFiles:
 
 def answer_strings(answers: Any, where: str) -> tuple[str, ...]:
     """Human answers given as strings (TextVQA, HF copies) or as {"answer": ...} objects (VQAv2, VizWiz);
-    `where` names the file and record in errors."""
+    `where` names the file and record in errors. A `datasets` Sequence of objects arrives as one object of lists."""
+    if isinstance(answers, Mapping) and isinstance(answers.get("answer"), list):
+        answers = answers["answer"]
     if not isinstance(answers, (list, tuple)) or not answers:
         raise DataError(f"{where}: field 'answers' is not a non-empty list")
     texts = []
@@ -261,6 +263,7 @@ vqa_task("okvqa", "Marino et al. 2019, arXiv 1906.00067", OKVQA_FILES, data_fold
 vqa_task("textvqa", "Singh et al. 2019, arXiv 1904.08920", TextVQAFiles(), data_folder="textvqa",
          support_split="train", query_split="val", submission_format="",
          hf=vqa_hf({"train": "train", "val": "validation"}, "lmms-lab/textvqa"))
+# lmms-lab's VizWiz copy holds val and test only: demonstrations need a copy (or save_to_disk folder) with train.
 vqa_task("vizwiz", "Gurari et al. 2018, arXiv 1802.08218", VizWizFiles(), data_folder="vizwiz",
          support_split="train", query_split="val", submission_format="",
          hf=vqa_hf({"train": "train", "val": "val"}, "lmms-lab/VizWiz-VQA"))

@@ -293,3 +293,13 @@ def test_missing_image_file_is_named_when_the_prompt_needs_it(tmp_path, tiny_ide
     missing.unlink()
     with pytest.raises(DataError, match=f"{missing}: image file not found"):
         run(tiny_idefics, ["coco"], RunSettings(shots=(0,), limit=1, data_dir=data_dir, output_dir=tmp_path / "out"))
+
+
+def test_karpathy_sentences_as_a_datasets_sequence_of_objects():
+    """A `datasets` Sequence({raw, tokens}) column arrives as one object of lists."""
+    from tasks.captioning import caption_texts
+
+    assert caption_texts({"raw": ["A cat.", "A dog."], "tokens": [["a", "cat"], ["a", "dog"]]}, "x") == ("A cat.", "A dog.")
+    assert caption_texts([{"raw": "A cat.", "tokens": ["a", "cat"]}, "A dog."], "x") == ("A cat.", "A dog.")
+    with pytest.raises(DataError, match="x: no list of reference captions"):
+        caption_texts({"tokens": [["a"]]}, "x")

@@ -268,3 +268,27 @@ def test_vizwiz_malformed_json_names_the_file(tmp_path):
     (root / "Annotations" / "val.json").write_text('{"annotations": []}')
     with pytest.raises(DataError, match=r"Annotations/val\.json: expected a JSON list"):
         TASKS.get("vizwiz").load(root, "val")
+
+
+def test_vqav2_hugging_face_copy_with_answer_objects(tmp_path, vqa_data_dir):
+    """HuggingFaceM4/VQAv2's columns: question_id, image_id, question, image, question_type, answer_type and answers as
+    {answer, answer_confidence, answer_id} objects (a `datasets` Sequence of them arrives as one object of lists)."""
+    import datasets
+    from PIL import Image
+
+    answer = {"answer": datasets.Value("string"), "answer_confidence": datasets.Value("string"), "answer_id": datasets.Value("int32")}
+    features = datasets.Features({
+        "question_id": datasets.Value("int64"), "image_id": datasets.Value("int64"), "question": datasets.Value("string"),
+        "image": datasets.Image(), "question_type": datasets.Value("string"), "answer_type": datasets.Value("string"),
+        "answers": datasets.Sequence(answer),
+    })
+    task = TASKS.get("vqav2")
+    splits = {}
+    for split, hf_split in (("train2014", "train"), ("val2014", "validation")):
+        annotations = json.loads((vqa_data_dir / "vqav2" / f"v2_mscoco_{split}_annotations.json").read_text())["annotations"]
+        questions = {q["question_id"]: q for q in json.loads((vqa_data_dir / "vqav2" / f"v2_OpenEnded_mscoco_{split}_questions.json").read_text())["questions"]}
+        splits[hf_split] = [{**a, "question": questions[a["question_id"]]["question"], "image": Image.new("RGB", (8, 8)),
+                             "answers": {key: [x[key] for x in a["answers"]] for key in answer}} for a in annotations]
+    folder = hf_dataset(tmp_path / "hf", splits, features)
+    for split in ("train2014", "val2014"):
+        assert comparable(task.read(task.source(None, str(folder)), split)) == comparable(task.load(vqa_data_dir / "vqav2", split))
