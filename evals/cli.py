@@ -104,13 +104,13 @@ def run(
         rices=rices_options(embedder, rices_order, rices_dedup_images, rices_index, cache_dir, device),
         sources=sources, loglik=loglik, metric_variants=tuple(metric_variant or ()),
     )
+    with console.status(f"loading model {model}"):
+        loaded = resolve_model(model, device=device, dtype=dtype)
     for name in task_names:
         skipped = skipped_shots(TASKS.get(name), settings.shots)
         if skipped:
             errors.print(f"note: {name} runs at most {TASKS.get(name).max_shots} shots (its protocol); "
                          f"skipping {', '.join(map(str, skipped))}-shot")
-    with console.status(f"loading model {model}"):
-        loaded = resolve_model(model, device=device, dtype=dtype)
     with RichProgress() as progress:
         results = run_cells(loaded, task_names, settings, progress)
     console.print(results_table(loaded.info.id, prompt_format or loaded.info.prompt_format, results))
