@@ -126,11 +126,11 @@ def compare(model: IdeficsModel, prompt: Prompt, names: list[str], repeats: int,
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=("small", "tiny"), default="small")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per path (fastest kept); the naive path over >100 names runs once")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per path, fastest kept (naive over >100 names: once)")
     # One thread by default: on a shared 2-core machine two OpenMP threads spin-wait on each other
     # whenever another process takes a core, which made runs 10x slower at random.
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
-    parser.add_argument("--naive-sample", type=int, default=1000, help="names the naive path scores at 1,000 (time per name is linear)")
+    parser.add_argument("--naive-sample", type=int, default=1000, help="names the naive path scores at 1,000 (its time is linear)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load(args.model)
