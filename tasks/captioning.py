@@ -31,8 +31,9 @@ class CaptionReader(Protocol):
 class KarpathyFiles:
     """A Karpathy-split JSON: `images` [{filename, split, sentences: [{raw, tokens}], ...}], images at `image`
     (formatted with the entry's fields). The support split "train" is Karpathy's train plus restval (the
-    val2014 images outside Karpathy val/test: 113,287 COCO images), as captioners are trained and as
-    OpenFlamingo drew its COCO demonstrations; Flickr30k has no restval, so the union changes nothing."""
+    val2014 images outside Karpathy val/test: 113,287 COCO images), the usual training set of COCO captioners;
+    OpenFlamingo drew its demonstrations from "train" alone (82,783): declare `merged={}` for that. Flickr30k
+    has no restval, so the union changes nothing there."""
 
     annotations: str
     image: str
@@ -184,7 +185,8 @@ def caption_texts(captions: Any, where: str) -> tuple[str, ...]:
 
 def seeded_reference(example: Example) -> str:
     """A demonstration's caption: one reference picked by a hash of the example id, so the same example always
-    shows the same caption whatever the run's seed, order or sharding (PROTOCOL.md: random, seeded)."""
+    shows the same caption whatever the run's seed, order or sharding (PROTOCOL.md: random, seeded; OpenFlamingo
+    always showed the first reference)."""
     digest = hashlib.sha256(f"caption-shot\x1f{example.id}".encode()).digest()
     chosen = example.references[int.from_bytes(digest[:8], "big") % len(example.references)]
     return " ".join(chosen.split())  # a line break inside a caption would end the demonstration early
@@ -226,12 +228,12 @@ def caption_hf(splits: Mapping[str, str], hub_id: str, example_id: Callable[[Row
 
 def caption_task(name: str, paper: str, files: CaptionReader, **overrides) -> Task:
     """Declare and register a captioning benchmark; a new one is a call to this."""
-    settings = dict(
-        name=name, paper=paper, kind="generate", load=files.load, support_split="train", query_split="test",
-        template="caption", shot_answer=seeded_reference, postprocess=postprocess_caption, metric=score_captions,
-        headline="CIDEr", layout=files.layout, submission_format="captions",
-        generation=GenerationParams(max_new_tokens=20, num_beams=3, length_penalty=0.0),
-    )
+    settings = {
+        "name": name, "paper": paper, "kind": "generate", "load": files.load, "support_split": "train", "query_split": "test",
+        "template": "caption", "shot_answer": seeded_reference, "postprocess": postprocess_caption, "metric": score_captions,
+        "headline": "CIDEr", "layout": files.layout, "submission_format": "captions",
+        "generation": GenerationParams(max_new_tokens=20, num_beams=3, length_penalty=0.0),
+    }
     return TASKS.add(name, Task(**{**settings, **overrides}))
 
 

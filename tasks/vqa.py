@@ -241,14 +241,14 @@ COCO_SPLITS = {"train2014": "train", "val2014": "validation"}
 
 def vqa_task(name: str, paper: str, files: VQAReader, **overrides) -> Task:
     """Declare and register an open-ended VQA benchmark; a new one is a call to this."""
-    settings = dict(
-        name=name, paper=paper, kind="generate", load=files.load,
-        support_split="train2014", query_split="val2014", template="vqa",
-        shot_answer=most_common_answer, postprocess=postprocess_vqa, metric=score_vqa,
-        headline="vqa_accuracy", layout=files.layout,
-        generation=GenerationParams(max_new_tokens=10, num_beams=3, length_penalty=0.0),
-        submission_format="vqa",
-    )
+    settings = {
+        "name": name, "paper": paper, "kind": "generate", "load": files.load,
+        "support_split": "train2014", "query_split": "val2014", "template": "vqa",
+        "shot_answer": most_common_answer, "postprocess": postprocess_vqa, "metric": score_vqa,
+        "headline": "vqa_accuracy", "layout": files.layout,
+        "generation": GenerationParams(max_new_tokens=10, num_beams=3, length_penalty=0.0),
+        "submission_format": "vqa",
+    }
     return TASKS.add(name, Task(**{**settings, **overrides}))
 
 
