@@ -100,6 +100,8 @@ def test_bad_candidates_and_reductions_are_config_errors(tiny_idefics):
         tiny_idefics.score([ZERO_SHOT], [(" red", "")])
     with pytest.raises(ConfigError, match="score_token_budget"):
         IdeficsModel(tiny_idefics.model, tiny_idefics.processor, tiny_idefics.info, "cpu", score_token_budget=0)
+    with pytest.raises(ConfigError, match="2 prompts but 1 candidate lists"):
+        tiny_idefics.score([ZERO_SHOT, TWO_SHOT], [MIXED])
     assert tiny_idefics.score([], []) == []
 
 

@@ -142,7 +142,7 @@ class IdeficsModel:
         """Each candidate's own token ids: appended to the prompt's ids, never re-tokenised with the prompt,
         so the prompt is exactly the one `generate` sees."""
         known: dict[str, list[int]] = {}  # ImageNet: the same 1,000 names after every prompt
-        for option in {o for options in candidates for o in options}:
+        for option in dict.fromkeys(o for options in candidates for o in options):
             known[option] = self.tokenizer.encode(option, add_special_tokens=False)
             if not known[option]:
                 raise ConfigError(f"candidate {option!r} encodes to no tokens")
@@ -159,7 +159,7 @@ class IdeficsModel:
         """
         import torch
 
-        check_reduction(reduction)
+        check_request(prompts, candidates, reduction)
         if not prompts:
             return []
         ids = self.candidate_ids(candidates)
@@ -222,7 +222,7 @@ class IdeficsModel:
         """The reference for `score`: one full forward (prompt, images and candidate) per candidate."""
         import torch
 
-        check_reduction(reduction)
+        check_request(prompts, candidates, reduction)
         ids = self.candidate_ids(candidates)
         scores = []
         for prompt, options in zip(prompts, ids):
@@ -244,7 +244,9 @@ class IdeficsModel:
         return scores
 
 
-def check_reduction(reduction: str) -> None:
+def check_request(prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str) -> None:
+    if len(prompts) != len(candidates):
+        raise ConfigError(f"score got {len(prompts)} prompts but {len(candidates)} candidate lists (one list per prompt)")
     if reduction not in LOGLIK_REDUCTIONS:
         raise ConfigError(f"unknown log-likelihood reduction '{reduction}' (choose from {', '.join(LOGLIK_REDUCTIONS)})")
 
