@@ -10,7 +10,8 @@ unpacks it): `train/`, `valid/`, `test/`, each with `negative/` and `positive/` 
 Protocol. Every class name is a candidate; the prediction is the best-scoring name (a tie goes to the
 earlier class) and, for ImageNet, the five best. Shots come from train; ImageNet's support holds the first
 32 images of each class in file order (Flamingo's class-balanced support, 32 per class), named in the
-split so results record it. Every split is read with its classes interleaved (each class's first image,
+split so results record it; shots are drawn from it at random by default (IDEFICS used RICES for ImageNet:
+`--selection rices`). Every split is read with its classes interleaved (each class's first image,
 then each class's second...), so `--limit N` takes a class-balanced prefix, not the first classes.
 """
 
