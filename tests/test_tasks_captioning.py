@@ -15,15 +15,9 @@ from evals.records import Example
 from evals.registry import PROMPT_FORMATS, TASKS
 from evals.runner import RunSettings, run
 from tasks.base import cut_at_stop_words
+from tests.test_tasks_vqa import sample_rows, save_image
 
 WORDS = ["red", "green", "blue", "yellow"]
-
-
-def save_image(path: Path, n: int) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (32, 32), (50 * n % 255, 120, 60)).save(path)
 
 
 def sentences(n: int) -> list[str]:
@@ -99,11 +93,6 @@ def make_data(data_dir: Path, task: str) -> Path:
         write_textcaps(data_dir / "textcaps", "train", textcaps_entries(1, 6))
         write_textcaps(data_dir / "textcaps", "val", textcaps_entries(100, 3))
     return data_dir
-
-
-def sample_rows(output_dir: Path, task: str, shots: int) -> list[dict]:
-    (path,) = output_dir.glob(f"*/{task}/random-{shots}shot-seed0.samples.jsonl")
-    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 @pytest.mark.parametrize("task", ["coco", "flickr30k", "nocaps", "textcaps"])
