@@ -80,9 +80,12 @@ class TextVQAFiles:
         return f"{self.questions} ({{split}}: train, val), {self.image} (val images too), optional {self.ocr}"
 
     def load(self, root: Path, split: str) -> list[Example]:
-        path = root / self.questions.format(split=split)
+        return self.read(root / self.questions.format(split=split), root, split, root / self.ocr.format(split=split))
+
+    def read(self, path: Path, root: Path, split: str, ocr_path: Path | None = None) -> list[Example]:
+        """The questions of one split file (`evals score` reads the val file this way: no image is opened)."""
         entries = require(read_json(path), "data", path, "the top level")
-        ocr_by_image = self.rosetta_tokens(root / self.ocr.format(split=split))
+        ocr_by_image = self.rosetta_tokens(ocr_path) if ocr_path is not None else {}
         examples = []
         for i, entry in enumerate(entries):
             qid = require(entry, "question_id", path, f"entry #{i}")
@@ -121,7 +124,10 @@ class VizWizFiles:
         return f"{self.annotations} ({{split}}: train, val), {self.image}"
 
     def load(self, root: Path, split: str) -> list[Example]:
-        path = root / self.annotations.format(split=split)
+        return self.read(root / self.annotations.format(split=split), root, split)
+
+    def read(self, path: Path, root: Path, split: str) -> list[Example]:
+        """The questions of one annotation file (`evals score` reads val.json this way: no image is opened)."""
         entries = read_json(path)
         if not isinstance(entries, list):
             raise DataError(f"{path}: expected a JSON list of questions at the top level")
@@ -259,13 +265,13 @@ vqa_task("vqav2", "Goyal et al. 2017, arXiv 1612.00837", VQAV2_FILES, data_folde
          hf=vqa_hf(COCO_SPLITS, "HuggingFaceM4/VQAv2"))
 vqa_task("okvqa", "Marino et al. 2019, arXiv 1906.00067", OKVQA_FILES, data_folder="okvqa",
          metric_variants={"vqa_accuracy_stemmed": score_vqa_stemmed}, hf=vqa_hf(COCO_SPLITS, "HuggingFaceM4/OK-VQA"))
-# TextVQA and VizWiz submissions are keyed differently from VQAv2's (`evals score` has no reader for them yet).
+# TextVQA answers are 10 strings in a `data` list; VizWiz submissions are keyed by image file name.
 vqa_task("textvqa", "Singh et al. 2019, arXiv 1904.08920", TextVQAFiles(), data_folder="textvqa",
-         support_split="train", query_split="val", submission_format="",
+         support_split="train", query_split="val", submission_format="textvqa",
          hf=vqa_hf({"train": "train", "val": "validation"}, "lmms-lab/textvqa"))
 # lmms-lab's VizWiz copy holds val and test only: demonstrations need a copy (or save_to_disk folder) with train.
 vqa_task("vizwiz", "Gurari et al. 2018, arXiv 1802.08218", VizWizFiles(), data_folder="vizwiz",
-         support_split="train", query_split="val", submission_format="",
+         support_split="train", query_split="val", submission_format="vizwiz",
          hf=vqa_hf({"train": "train", "val": "val"}, "lmms-lab/VizWiz-VQA"))
 vqa_task("demo_vqa", "synthetic shapes in VQAv2 format (scripts/make_demo_data.py)", VQAV2_FILES,
          default_root=DEMO_ROOT, suites=("demo",))

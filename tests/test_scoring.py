@@ -20,7 +20,8 @@ from tests.test_errors import assert_one_line_error, cli
 CAPTION_METRICS = ("CIDEr", "Bleu_4", "ROUGE_L", "METEOR")
 # Real tasks scored end to end through `evals score TASK`, and the format each must have.
 TASK_FORMATS = {"coco": "captions", "hateful_memes": "hateful_memes", "visdial": "visdial",
-                "winoground": "winoground", "imagenet": "classification", "vqav2": "vqa"}
+                "winoground": "winoground", "imagenet": "classification", "vqav2": "vqa",
+                "textvqa": "textvqa", "vizwiz": "vizwiz"}
 
 
 def copy_folder(conformance: Path, name: str, tmp_path: Path) -> Path:
@@ -394,3 +395,171 @@ def test_hateful_memes_needs_both_classes(conformance, tmp_path):
     write_jsonl(folder / "dev.jsonl", [{**r, "label": 1} for r in records])
     with pytest.raises(DataError, match="dev.jsonl: every label is 1; ROC AUC needs both classes"):
         score_file("hateful_memes", folder / "predictions.csv", folder / "dev.jsonl")
+
+
+# ---------------------------------------------------------------- TextVQA and VizWiz, in their own official files
+
+def textvqa_question(qid: int, answers: list[str]) -> dict:
+    return {"question_id": qid, "question": "what does the sign say?", "image_id": f"{qid:016x}", "image_classes": ["Sign"],
+            "flickr_original_url": "", "flickr_300k_url": "", "image_width": 64, "image_height": 48,
+            "answers": answers, "question_tokens": ["what"], "ocr_tokens": ["stop"], "set_name": "val"}
+
+
+# (answers, prediction, accuracy in %): 10 identical answers are not normalised; "coke" has 3 of 10 answers, so
+# leaving one of those 3 out leaves 2 matches (2/3) and leaving any other out 3 (1): (3 * 2/3 + 7) / 10 = 0.9;
+# "two" normalises to "2", which then has 2 of 10 answers: (2 * 1/3 + 8 * 2/3) / 10 = 0.6.
+TEXTVQA_CASES = (
+    (["stop"] * 10, "stop", 100.0),
+    (["coca cola"] * 4 + ["coke"] * 3 + ["cola"] * 3, "coke", 90.0),
+    (["2", "two"] + ["3"] * 8, "2", 60.0),
+)
+
+
+@pytest.fixture
+def textvqa_files(tmp_path):
+    """TextVQA_0.5.1_val.json (its official shape) and an EvalAI results file, one question_id given as a string."""
+    data = [textvqa_question(qid, answers) for qid, (answers, _, _) in enumerate(TEXTVQA_CASES, start=1)]
+    annotations = tmp_path / "TextVQA_0.5.1_val.json"
+    annotations.write_text(json.dumps({"dataset_type": "val", "dataset_name": "textvqa", "dataset_version": "0.5.1",
+                                       "data": data}))
+    predictions = tmp_path / "textvqa_predictions.json"
+    rows = [{"question_id": qid, "answer": answer} for qid, (_, answer, _) in enumerate(TEXTVQA_CASES, start=1)]
+    rows[1]["question_id"] = "2"
+    predictions.write_text(json.dumps(rows[::-1]))
+    return predictions, annotations
+
+
+def vizwiz_question(image: str, answer_type: str, answers: list[str]) -> dict:
+    return {"image": image, "question": "What is this?", "answerable": int(answer_type != "unanswerable"),
+            "answer_type": answer_type, "answers": [{"answer": a, "answer_confidence": "yes"} for a in answers]}
+
+
+# (image, answer_type, answers, prediction, accuracy in %). The answers have no answer_id and repeat the very same
+# object: leaving out one "red" by position leaves 2 matches, (3 * 2/3 + 7) / 10 = 0.9, where dict equality would
+# drop all three reds at once (0.7); "unanswerable" has 2 of 10 answers: (2 * 1/3 + 8 * 2/3) / 10 = 0.6 (not 0.53).
+VIZWIZ_CASES = (
+    ("VizWiz_val_00000000.jpg", "other", ["red"] * 3 + ["blue"] * 7, "red", 90.0),
+    ("VizWiz_val_00000001.jpg", "yes/no", ["yes"] * 10, "no", 0.0),
+    ("VizWiz_val_00000002.jpg", "unanswerable", ["unanswerable"] * 2 + ["unsuitable"] * 8, "unanswerable", 60.0),
+)
+
+
+@pytest.fixture
+def vizwiz_files(tmp_path):
+    """Annotations/val.json (the official list) and a challenge submission [{image, answer}]."""
+    annotations = tmp_path / "Annotations" / "val.json"
+    annotations.parent.mkdir()
+    annotations.write_text(json.dumps([vizwiz_question(image, kind, answers) for image, kind, answers, _, _ in VIZWIZ_CASES]))
+    predictions = tmp_path / "vizwiz_predictions.json"
+    predictions.write_text(json.dumps([{"image": image, "answer": answer} for image, _, _, answer, _ in VIZWIZ_CASES]))
+    return predictions, annotations
+
+
+def test_textvqa_by_hand(textvqa_files):
+    result = score_file("textvqa", *textvqa_files)
+    assert result == {"scores": {"vqa_accuracy": 83.33},  # (100 + 90 + 60) / 3
+                      "per_question": {"1": 100.0, "2": 90.0, "3": 60.0}}
+
+
+def test_vizwiz_by_hand(vizwiz_files):
+    result = score_file("vizwiz", *vizwiz_files)
+    assert result["scores"] == {"vqa_accuracy": 50.0}  # (90 + 0 + 60) / 3
+    assert result["by_answer_type"] == {"other": 90.0, "yes/no": 0.0, "unanswerable": 60.0}
+    assert result["per_question"] == {image: accuracy for image, _, _, _, accuracy in VIZWIZ_CASES}
+
+
+def test_cli_textvqa(monkeypatch, capsys, textvqa_files, tmp_path):
+    out, written = evals_score(monkeypatch, capsys, "textvqa", *textvqa_files, tmp_path / "scores.json")
+    assert written["task"] == "textvqa" and written["scores"] == {"vqa_accuracy": 83.33}
+    assert "83.33" in out
+
+
+def test_cli_vizwiz(monkeypatch, capsys, vizwiz_files, tmp_path):
+    out, written = evals_score(monkeypatch, capsys, "vizwiz", *vizwiz_files, tmp_path / "scores.json")
+    assert written["task"] == "vizwiz" and written["scores"] == {"vqa_accuracy": 50.0}
+    assert written["by_answer_type"]["unanswerable"] == 60.0
+    assert "50.00" in out and "by_answer_type: unanswerable" in out
+
+
+def rewrite_json(path: Path, edit) -> None:
+    value = json.loads(path.read_text())
+    edit(value)
+    path.write_text(json.dumps(value))
+
+
+@pytest.mark.parametrize(("edit", "fragments"), [
+    (lambda rows: rows.pop(0), ("no prediction for 1 question_ids of TextVQA_0.5.1_val.json: 3",)),
+    (lambda rows: rows.append({"question_id": 99, "answer": "stop"}), ("1 question_ids not in TextVQA_0.5.1_val.json: 99",)),
+    (lambda rows: rows.append({"question_id": 1, "answer": "stop"}), ("entry #3 repeats question_id 1 of entry #2",)),
+    (lambda rows: rows[0].pop("answer"), ("entry #0 (question_id 3) has no field 'answer'",)),
+    (lambda rows: rows[0].update(answer=None), ("entry #0 (question_id 3) has a non-string 'answer'",)),
+    (lambda rows: rows[1].pop("question_id"), ("entry #1 has no field 'question_id'",)),
+])
+def test_textvqa_bad_predictions(monkeypatch, capsys, textvqa_files, edit, fragments):
+    predictions, annotations = textvqa_files
+    rewrite_json(predictions, edit)
+    score_error(monkeypatch, capsys, "textvqa", predictions, annotations, "textvqa_predictions.json", *fragments)
+
+
+@pytest.mark.parametrize(("edit", "fragments"), [
+    (lambda file: file["data"].append(file["data"][0]), ("entry #3 repeats question_id 1 of entry #0",)),
+    (lambda file: file["data"][1].pop("answers"), ("question 2 has no field 'answers'",)),
+    (lambda file: file["data"][1].update(answers=[]), ("question 2: field 'answers' is not a non-empty list",)),
+    (lambda file: file.pop("data"), ("the top level has no field 'data'",)),
+    (lambda file: file.update(data=[]), ("no questions to score",)),
+])
+def test_textvqa_bad_annotations(monkeypatch, capsys, textvqa_files, edit, fragments):
+    predictions, annotations = textvqa_files
+    rewrite_json(annotations, edit)
+    score_error(monkeypatch, capsys, "textvqa", predictions, annotations, "TextVQA_0.5.1_val.json", *fragments)
+
+
+@pytest.mark.parametrize(("edit", "fragments"), [
+    (lambda rows: rows.pop(), ("no prediction for 1 images of val.json: VizWiz_val_00000002.jpg",)),
+    (lambda rows: rows.append({"image": "VizWiz_test_00000000.jpg", "answer": "red"}),
+     ("1 images not in val.json: VizWiz_test_00000000.jpg",)),
+    (lambda rows: rows.append(dict(rows[1])), ("entry #3 repeats image VizWiz_val_00000001.jpg of entry #1",)),
+    (lambda rows: rows[2].pop("image"), ("entry #2 has no field 'image'",)),
+    (lambda rows: rows[1].update(answer=["no"]), ("entry #1 (image VizWiz_val_00000001.jpg) has a non-string 'answer'",)),
+])
+def test_vizwiz_bad_predictions(monkeypatch, capsys, vizwiz_files, edit, fragments):
+    predictions, annotations = vizwiz_files
+    rewrite_json(predictions, edit)
+    score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "vizwiz_predictions.json", *fragments)
+
+
+@pytest.mark.parametrize(("edit", "fragments"), [
+    (lambda rows: rows.append(rows[0]), ("entry #3 repeats image VizWiz_val_00000000.jpg of entry #0",)),
+    (lambda rows: rows[1]["answers"][4].pop("answer"),
+     ("entry VizWiz_val_00000001.jpg: an entry of 'answers' is neither a string nor an object with field 'answer'",)),
+    (lambda rows: rows[2].pop("image"), ("entry #2 has no field 'image'",)),
+    (lambda rows: rows.clear(), ("no questions to score",)),
+])
+def test_vizwiz_bad_annotations(monkeypatch, capsys, vizwiz_files, edit, fragments):
+    predictions, annotations = vizwiz_files
+    rewrite_json(annotations, edit)
+    score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "val.json", *fragments)
+
+
+def test_vizwiz_annotations_not_a_list_and_malformed(monkeypatch, capsys, vizwiz_files):
+    predictions, annotations = vizwiz_files
+    annotations.write_text(json.dumps({"annotations": []}))
+    score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "val.json", "expected a JSON list of questions")
+    annotations.write_text("[{\"image\": ")
+    score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "val.json", "malformed JSON at line 1")
+
+
+def test_textvqa_malformed_predictions_and_missing_annotations(monkeypatch, capsys, textvqa_files, tmp_path):
+    predictions, annotations = textvqa_files
+    score_error(monkeypatch, capsys, "textvqa", predictions, tmp_path / "TextVQA_0.5.1_test.json",
+                "TextVQA_0.5.1_test.json: file not found")
+    predictions.write_text(predictions.read_text()[:-3])
+    score_error(monkeypatch, capsys, "textvqa", predictions, annotations, "textvqa_predictions.json", "malformed JSON")
+
+
+def test_vqa_annotation_asked_twice(conformance, tmp_path):
+    folder = copy_folder(conformance, "vqa_accuracy", tmp_path)
+    rewrite_json(folder / "annotations.json", lambda file: file["annotations"].append(file["annotations"][1]))
+    qid = json.loads((folder / "annotations.json").read_text())["annotations"][1]["question_id"]
+    with pytest.raises(DataError, match=rf"annotations.json: annotation #\d+ repeats question_id {qid} of annotation #1$"):
+        score_file("vqa", folder / "predictions.json", folder / "annotations.json")
