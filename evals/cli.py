@@ -204,13 +204,15 @@ class RichProgress:
 
 
 SCORE_PREDICTIONS_HELP = (
-    "Submission file, in the task's format: vqa: EvalAI JSON [{question_id, answer}]; captions: COCO results JSON "
+    "Submission file, in the task's format: vqa, textvqa: EvalAI JSON [{question_id, answer}]; vizwiz: challenge JSON "
+    "[{image, answer}] (image = file name); captions: COCO results JSON "
     "[{image_id, caption}]; classification: JSONL {id, label} (optional top5: 5 labels); hateful_memes: challenge CSV "
     "id,proba,label; visdial: JSON [{image_id, round_id, ranks}] (ranks of the 100 options, 1 = best); winoground: "
     "JSONL {id, c0_i0, c0_i1, c1_i0, c1_i1} (ci_ij = score of caption i with image j)."
 )
 SCORE_ANNOTATIONS_HELP = (
-    "Reference file: vqa: official annotations JSON; captions: COCO-format JSON (images + annotations {image_id, "
+    "Reference file: vqa: official annotations JSON; textvqa: TextVQA_0.5.1_val.json (data: question_id, answers); "
+    "vizwiz: Annotations/val.json (a list of {image, answers, answer_type}); captions: COCO-format JSON (images + annotations {image_id, "
     "caption}); classification: JSONL {id, label}; hateful_memes: dev.jsonl (id, img, label, text); visdial: dense "
     "annotations JSON [{image_id, round_id, gt_relevance}]; winoground: examples JSONL (id, caption_0, caption_1, "
     "image_0, image_1)."
@@ -220,8 +222,8 @@ SCORE_VARIANT_HELP = "A peers' metric variant: visdial: ndcg_sklearn (m4: scikit
 
 @app.command()
 def score(
-    task: Annotated[str, typer.Argument(help="Benchmark whose submission format the files are in, e.g. vqav2, coco, "
-                                             "hateful_memes, visdial, winoground, imagenet (see `evals tasks`).")],
+    task: Annotated[str, typer.Argument(help="Benchmark whose submission format the files are in, e.g. vqav2, textvqa, "
+                                             "vizwiz, coco, hateful_memes, visdial, winoground, imagenet (see `evals tasks`).")],
     predictions: Annotated[Path, typer.Option(help=SCORE_PREDICTIONS_HELP)],
     annotations: Annotated[Path, typer.Option(help=SCORE_ANNOTATIONS_HELP)],
     questions: Annotated[Optional[Path], typer.Option(help="VQA only: official questions file (checked against annotations).")] = None,
@@ -232,7 +234,7 @@ def score(
     """Score a submission file with no model, as the official scorer does (the file is scored as given).
 
     Metrics (0-100), by the task's submission format:
-    vqa: vqa_accuracy; classification: accuracy, top5_accuracy;
+    vqa, textvqa: vqa_accuracy; vizwiz: vqa_accuracy (by answer_type); classification: accuracy, top5_accuracy;
     captions: CIDEr (CIDEr-D), Bleu_4, ROUGE_L, METEOR (pycocoevalcap, Java);
     hateful_memes: roc_auc, accuracy; winoground: text, image, group;
     visdial: ndcg (official: cut at the number of relevant options).

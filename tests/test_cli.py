@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "250"}  # wide tables, no folding
 
 
 def evals(*args, cwd=None):
@@ -19,19 +19,32 @@ def evals(*args, cwd=None):
     return subprocess.run([*command, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
 
 
+BENCHMARKS = ("vqav2", "okvqa", "textvqa", "vizwiz", "coco", "flickr30k", "nocaps", "textcaps", "imagenet",
+              "hateful_memes", "visdial", "scienceqa", "rendered_sst2", "winoground")
+DEMO_TASKS = {  # every task kind of the demo suite, with its headline metric
+    "demo_vqa": "vqa_accuracy", "demo_caption": "CIDEr", "demo_classify": "accuracy", "demo_memes": "roc_auc",
+    "demo_dialog": "ndcg", "demo_match": "group",
+}
+
+
 @pytest.mark.slow
 def test_run_default_demo_suite(tmp_path):
     result = evals("run", "--output-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    assert "demo_vqa" in result.stdout and "vqa_accuracy" in result.stdout
-    records = sorted((tmp_path / "out" / "tiny-idefics" / "demo_vqa").glob("*.json"))
-    assert [r.name for r in records] == ["random-0shot-seed0.json", "random-4shot-seed0.json"]
-    for record in records:
-        data = json.loads(record.read_text())
-        assert data["protocol"]["model"] == "tiny-idefics" and data["protocol"]["n_queries"] == 119
-        samples = record.with_name(record.name.replace(".json", ".samples.jsonl")).read_text().splitlines()
-        assert len(samples) == 119
-        assert set(json.loads(samples[0])) >= {"id", "shot_ids", "prompt", "output", "prediction", "score"}
+    assert all(task in result.stdout and metric in result.stdout for task, metric in DEMO_TASKS.items())
+    assert "demo_match runs at most 0 shots" in result.stderr  # Winoground is zero-shot only
+    for task, metric in DEMO_TASKS.items():
+        records = sorted((tmp_path / "out" / "tiny-idefics" / task).glob("*.json"))
+        shots = [0] if task == "demo_match" else [0, 4]
+        assert [r.name for r in records] == [f"random-{k}shot-seed0.json" for k in shots]
+        for record in records:
+            data = json.loads(record.read_text())
+            assert data["protocol"]["model"] == "tiny-idefics" and metric in data["scores"]
+            samples = record.with_name(record.name.replace(".json", ".samples.jsonl")).read_text().splitlines()
+            assert len(samples) == data["protocol"]["n_queries"] > 0
+            assert set(json.loads(samples[0])) >= {"id", "shot_ids", "prompt", "output", "prediction", "score"}
+    vqa = json.loads((tmp_path / "out" / "tiny-idefics" / "demo_vqa" / "random-0shot-seed0.json").read_text())
+    assert vqa["protocol"]["n_queries"] == 119
 
 
 def test_run_on_official_files_with_scripted_model(tmp_path, vqa_data_dir):
@@ -64,7 +77,7 @@ def test_listings():
     tasks = evals("tasks")
     models = evals("models")
     assert tasks.returncode == models.returncode == 0
-    assert all(name in tasks.stdout for name in ("vqav2", "okvqa", "demo_vqa"))
+    assert all(name in tasks.stdout for name in (*BENCHMARKS, *DEMO_TASKS))
     assert all(name in models.stdout for name in ("tiny-idefics", "idefics-9b", "scripted"))
 
 
@@ -72,7 +85,9 @@ def test_listings():
 def test_run_random_and_rices_on_the_demo_suite(tmp_path):
     build = evals("rices", "build", "--limit", "16", "--cache-dir", str(tmp_path / "cache"))
     assert build.returncode == 0, build.stderr
-    assert "offline-pixels" in build.stdout and len(list((tmp_path / "cache").rglob("*.safetensors"))) == 2
+    caches = [p.name for p in (tmp_path / "cache").rglob("*.safetensors")]
+    assert "offline-pixels" in build.stdout and len(caches) == 2 * len(DEMO_TASKS)  # support and queries per task
+    assert all(any(name.startswith(task + "-") for name in caches) for task in DEMO_TASKS)
     result = evals("run", "--selection", "random,rices", "--shots", "0,4", "--limit", "16",
                    "--cache-dir", str(tmp_path / "cache"), "--output-dir", str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
@@ -80,7 +95,7 @@ def test_run_random_and_rices_on_the_demo_suite(tmp_path):
     assert records == {f"{s}-{k}shot-seed0.json" for s in ("random", "rices") for k in (0, 4)}
     record = json.loads((tmp_path / "out" / "tiny-idefics" / "demo_vqa" / "rices-4shot-seed0.json").read_text())
     assert record["protocol"]["selection_details"]["embedder"] == "offline-pixels-8x8-v1"
-    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 2  # the run reused what build made
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == len(caches)  # the run reused what build made
 
 
 def test_unknown_embedder_is_one_clear_error(tmp_path):
