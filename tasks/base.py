@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from evals.errors import ConfigError, DataError
 from evals.records import Example, GenerationParams
@@ -20,6 +20,15 @@ class MetricResult:
     scores: Mapping[str, float]
     per_sample: Mapping[str, float]
     breakdowns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+
+
+class FileReader(Protocol):
+    """One release's official files: `layout` for `evals tasks` and errors, `load(root, split)` for the Examples."""
+
+    @property
+    def layout(self) -> str: ...
+
+    def load(self, root: Path, split: str) -> list[Example]: ...
 
 
 MetricFn = Callable[[Mapping[str, Any], Sequence[Example]], MetricResult]

@@ -9,22 +9,15 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
-from tasks.base import MetricResult, Task, cut_at_stop_words, read_json, require
+from tasks.base import FileReader, MetricResult, Task, cut_at_stop_words, read_json, require
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "captioning"
-
-
-class CaptionReader(Protocol):
-    @property
-    def layout(self) -> str: ...
-
-    def load(self, root: Path, split: str) -> list[Example]: ...
 
 
 @dataclass(frozen=True)
@@ -105,8 +98,8 @@ class BorrowedSupport:
     looked up inside this benchmark's folder first, then beside it (DATA_DIR/<lender>); its example ids get
     the lender's name as a prefix so they can never collide with this benchmark's query ids."""
 
-    own: CaptionReader
-    lender: CaptionReader
+    own: FileReader
+    lender: FileReader
     lender_folder: str
     lender_split: str = "train"
 
@@ -226,7 +219,7 @@ def caption_hf(splits: Mapping[str, str], hub_id: str, example_id: Callable[[Row
     return HFSpec(to_example=to_example, splits=splits, image_columns=("image",), hub_id=hub_id)
 
 
-def caption_task(name: str, paper: str, files: CaptionReader, **overrides) -> Task:
+def caption_task(name: str, paper: str, files: FileReader, **overrides) -> Task:
     """Declare and register a captioning benchmark; a new one is a call to this."""
     settings = {
         "name": name, "paper": paper, "kind": "generate", "load": files.load, "support_split": "train", "query_split": "test",

@@ -9,25 +9,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.vqa import VQAReference, clean_whitespace, normalize, process_answer, vqa_accuracy
-from tasks.base import MetricResult, Task, cut_at_stop_words, read_json, require
+from tasks.base import FileReader, MetricResult, Task, cut_at_stop_words, read_json, require
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "vqa"
-
-
-class VQAReader(Protocol):
-    """One release's files: `layout` for `evals tasks`, `load(root, split)` for the Examples."""
-
-    @property
-    def layout(self) -> str: ...
-
-    def load(self, root: Path, split: str) -> list[Example]: ...
 
 
 @dataclass(frozen=True)
@@ -245,7 +236,7 @@ def vqa_hf(splits: Mapping[str, str], hub_id: str) -> HFSpec:
 COCO_SPLITS = {"train2014": "train", "val2014": "validation"}
 
 
-def vqa_task(name: str, paper: str, files: VQAReader, **overrides) -> Task:
+def vqa_task(name: str, paper: str, files: FileReader, **overrides) -> Task:
     """Declare and register an open-ended VQA benchmark; a new one is a call to this."""
     settings = {
         "name": name, "paper": paper, "kind": "generate", "load": files.load,

@@ -12,7 +12,7 @@ import pytest
 
 from evals.errors import DataError
 from evals.models import ScriptedModel
-from evals.records import Example, ImageRef
+from evals.records import Example
 from evals.registry import PROMPT_FORMATS, TASKS
 from evals.runner import RunSettings, run
 from prompts import render

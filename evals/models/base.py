@@ -8,7 +8,6 @@ from typing import Protocol
 
 from evals.records import GenerationParams, Prompt
 
-
 # How a candidate's token log-probabilities become its score: m4 (IDEFICS) sums them, OpenFlamingo
 # averages them (length-normalised). PROTOCOL.md offers both by name; results record which one ran.
 LOGLIK_REDUCTIONS = ("sum", "mean")
