@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import string
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 from evals.errors import DataError
 from evals.records import IMAGE_MARKER, Example, ImageSegment, Prompt, Segment, TextSegment
