@@ -80,6 +80,10 @@ def run(
     source: Annotated[Optional[list[str]], typer.Option(help=SOURCE_HELP)] = None,
     loglik: Annotated[Optional[str], typer.Option(help="Ranked tasks: score a candidate by the sum (m4) or mean "
                                                         "(OpenFlamingo) of its token log-probabilities. Default: the task's own.")] = None,
+    score_closing: Annotated[bool, typer.Option(help="Ranked tasks: score the template's text after the answer too "
+                                                     "(e.g. '\\n', <end_of_utterance>), so no candidate wins by being a "
+                                                     "prefix of another; --no-score-closing scores the answer alone (m4, "
+                                                     "OpenFlamingo).")] = True,
     metric_variant: Annotated[Optional[list[str]], typer.Option(help="A peers' metric variant by name, used by the tasks "
                                                                       "that have it (see `evals tasks`; repeatable).")] = None,
     task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
@@ -102,7 +106,7 @@ def run(
         selections=tuple(s.strip() for s in selection.split(",") if s.strip()), limit=limit,
         batch_size=batch_size, data_dir=data_dir, output_dir=output_dir, prompt_format=prompt_format,
         rices=rices_options(embedder, rices_order, rices_dedup_images, rices_index, cache_dir, device),
-        sources=sources, loglik=loglik, metric_variants=tuple(metric_variant or ()),
+        sources=sources, loglik=loglik, metric_variants=tuple(metric_variant or ()), score_closing=score_closing,
     )
     with console.status(f"loading model {model}"):
         loaded = resolve_model(model, device=device, dtype=dtype)

@@ -38,6 +38,7 @@ class RunSettings:
     sources: Mapping[str, str] = field(default_factory=dict)  # task -> folder or hub id, overriding data_dir
     loglik: str | None = None  # ranked tasks: "sum" or "mean" over candidate tokens; None: the task's own
     metric_variants: tuple[str, ...] = ()  # peers' metric variants by name, applied where a task has one
+    score_closing: bool = True  # ranked tasks: score the template's text after the answer too (False: m4/OpenFlamingo)
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ def run_cell(
     settings: RunSettings, progress: Progress,
 ) -> CellResult:
     started = time.perf_counter()
-    requests = build_requests(task, template, selector, data, cell)
+    requests = build_requests(task, template, selector, data, cell, settings.score_closing)
     params = replace(task.generation, stop_sequences=template.stop)
     loglik = settings.loglik or task.loglik
     progress.start(f"{task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}", sum(len(r.prompts) for r in requests))
@@ -119,7 +120,8 @@ def run_cell(
     result = CellResult(
         task=task.name, shots=cell.shots, selection=cell.selection, seed=cell.seed,
         scores=dict(metric.scores), breakdowns={k: dict(v) for k, v in metric.breakdowns.items()},
-        protocol=cell_protocol(model, task, data, template, cell, params, selector.describe(), variant, loglik),
+        protocol=cell_protocol(model, task, data, template, cell, params, selector.describe(), variant, loglik,
+                               settings.score_closing),
         timing={"wall_seconds": round(wall, 3), "model_seconds": round(model_seconds, 3),
                 "examples_per_second": round(len(requests) / wall, 2) if wall else 0.0},
     )
@@ -224,7 +226,9 @@ def build_selector(
     return SELECTORS.get(name)(context)
 
 
-def build_requests(task: Task, template: PromptTemplate, selector: Selector, data: TaskData, cell: Cell) -> list[Request]:
+def build_requests(
+    task: Task, template: PromptTemplate, selector: Selector, data: TaskData, cell: Cell, score_closing: bool = True
+) -> list[Request]:
     """Choose every query's shots and render its prompts. Zero-shot (Flamingo): text-only shots for
     generative tasks (with RICES, the retrieved examples' text), none for ranked tasks."""
     text_only = cell.shots == 0
@@ -237,7 +241,7 @@ def build_requests(task: Task, template: PromptTemplate, selector: Selector, dat
             continue
         views = task.rank_queries(query)
         prompts = tuple(render(template, shots, v.example, text_only_shots=text_only) for v in views)
-        candidates = tuple(tuple(template.continuation(c) for c in v.candidates) for v in views)
+        candidates = tuple(tuple(template.continuation(c, score_closing) for c in v.candidates) for v in views)
         requests.append(Request(query, choice, prompts, candidates))
     return requests
 
@@ -260,7 +264,7 @@ def fingerprint(examples: Sequence[Example]) -> str:
 
 def cell_protocol(
     model: Model, task: Task, data: TaskData, template: PromptTemplate, cell: Cell, params, selection_details: dict,
-    variant: str | None, loglik: str,
+    variant: str | None, loglik: str, score_closing: bool,
 ) -> Protocol:
     generate = task.kind == "generate"
     return Protocol(
@@ -275,6 +279,7 @@ def cell_protocol(
         generation={"max_new_tokens": params.max_new_tokens, "num_beams": params.num_beams,
                     "length_penalty": params.length_penalty, "stop_sequences": list(params.stop_sequences)} if generate else {},
         loglik=loglik if not generate else "n/a",
+        candidate_text="n/a" if generate else f"answer + closing {template.closing!r}" if score_closing else "answer only",
         metric=variant or task.metric.__name__,
         postprocess=(task.postprocess if generate else task.decide).__name__,
     )

@@ -36,10 +36,20 @@ class PromptTemplate:
             raise DataError(f"{TEMPLATES_DIR}: template {self.format}.{self.key} has no {ANSWER_FIELD} field")
         return self.example.split(ANSWER_FIELD, 1)[0].rstrip(" ")
 
-    def continuation(self, answer: str) -> str:
-        """What a ranked task scores after the query: the spaces the query dropped, then the answer."""
+    @property
+    def closing(self) -> str:
+        """The template's fixed text right after the answer, up to the next field or image (e.g. "\n",
+        ".\n", "<end_of_utterance>\n"): where a demonstration's answer ends."""
+        after = self.example.split(ANSWER_FIELD, 1)[1] if ANSWER_FIELD in self.example else ""
+        ends = [at for at in (after.find("{"), after.find(IMAGE_MARKER)) if at != -1]
+        return after[: min(ends, default=len(after))].rstrip(" ")
+
+    def continuation(self, answer: str, closed: bool = True) -> str:
+        """What a ranked task scores after the query: the spaces the query dropped, the answer, and (closed)
+        the template's closing text. Scoring the closing makes the model end the answer there; without
+        it a summed score can never prefer a candidate over its own prefix ("tiger" >= "tiger cat")."""
         before = self.example.split(ANSWER_FIELD, 1)[0]
-        return before[len(before.rstrip(" ")):] + answer
+        return before[len(before.rstrip(" ")):] + answer + (self.closing if closed else "")
 
     @property
     def hash(self) -> str:

@@ -46,6 +46,7 @@ class Protocol:
     kind: str  # generate | rank
     generation: dict[str, Any]  # decoding settings (generative tasks)
     loglik: str  # ranked tasks: how candidate token log-probabilities are reduced (sum | mean)
+    candidate_text: str  # ranked tasks: what is scored after the query (the answer, and the template's closing?)
     metric: str  # the metric function, or the peers' variant chosen by name
     postprocess: str
     versions: dict[str, str] = field(default_factory=package_versions)

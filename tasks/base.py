@@ -125,10 +125,12 @@ class Task:
         if source.kind == "files":
             if not Path(source.location).is_dir():
                 raise DataError(f"task '{self.name}': data folder {source.location} not found (expected: {self.layout})")
-            return self.load(Path(source.location), split)
-        if self.hf is None:
+            examples = self.load(Path(source.location), split)
+        elif self.hf is None:
             raise DataError(f"task '{self.name}' has no Hugging Face reader; give its official files (expected: {self.layout})")
-        return read_hf_split(self.hf, source.location, split)
+        else:
+            examples = read_hf_split(self.hf, source.location, split)
+        return unique_ids(examples, f"{source.location} [{split}]")
 
     def metric_named(self, variant: str | None) -> MetricFn:
         """The default metric, or the peers' variant of that name."""
@@ -138,6 +140,16 @@ class Task:
             known = ", ".join(sorted(self.metric_variants)) or "none"
             raise ConfigError(f"task '{self.name}' has no metric variant '{variant}' (variants: {known})")
         return self.metric_variants[variant]
+
+
+def unique_ids(examples: list[Example], where: str) -> list[Example]:
+    """`examples`, or a DataError when an id repeats: predictions, shots and records are keyed by id."""
+    seen: set[str] = set()
+    for example in examples:
+        if example.id in seen:
+            raise DataError(f"{where}: example id {example.id} appears twice (ids must be unique)")
+        seen.add(example.id)
+    return examples
 
 
 def read_json(path: Path) -> Any:

@@ -95,6 +95,6 @@ def test_continuation_is_what_follows_the_query():
     """A ranked task scores exactly the text a demonstration shows after the query's words."""
     template = PROMPT_FORMATS.get("idefics").template("vqa")
     query_text = render(template, [], QUERY).text
-    shot_text = render(template, [(QUERY, "a cat")], QUERY).text.split("\n")[0]
-    assert shot_text == query_text + template.continuation("a cat")
-    assert template.continuation("a cat") == " a cat"
+    shot_text = render(template, [(QUERY, "a cat")], QUERY).text.split("<image>")[1]  # the demonstration, image removed
+    assert "<image>" + shot_text == query_text + template.continuation("a cat")
+    assert template.continuation("a cat") == " a cat\n" and template.continuation("a cat", closed=False) == " a cat"

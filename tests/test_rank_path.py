@@ -74,13 +74,40 @@ def test_candidates_are_scored_as_continuations_and_zero_shot_has_no_examples(tm
     model.candidate_scores = lambda p, c: seen.append(c) or truth_scores(p, c)
     (zero, four) = run(model, [name], RunSettings(shots=(0, 4), output_dir=tmp_path, batch_size=4))
     assert zero.scores == four.scores == {"accuracy": 100.0}
-    assert set(seen) == {" red", " green", " blue"}  # the gap before {answer}, then the candidate
+    # the gap before {answer}, the candidate, and the template's closing text ("\n" in the idefics vqa template)
+    assert set(seen) == {" red\n", " green\n", " blue\n"}
     records = rows(tmp_path, name, 0)
     assert all(r["shot_ids"] == [] and r["prompt"].count("<image>") == 1 for r in records.values())
     assert all(len(r["shot_ids"]) == 4 for r in rows(tmp_path, name, 4).values())
     assert records["q1"]["prediction"] == "green" and records["q1"]["output"] == [[-5.0, 0.0, -5.0]]
     assert zero.protocol.kind == "rank" and zero.protocol.loglik == "sum" and zero.protocol.zero_shot == "no shots"
-    assert zero.protocol.generation == {}
+    assert zero.protocol.generation == {} and zero.protocol.candidate_text == "answer + closing '\\n'"
+
+
+def test_answer_only_scoring_is_a_named_choice(tmp_path, registered):
+    name = registered(rank_task("t_open"))
+    seen = []
+    model = ScriptedModel(candidate_scores=lambda p, c: seen.append(c) or truth_scores(p, c))
+    (result,) = run(model, [name], RunSettings(shots=(0,), output_dir=tmp_path, score_closing=False))
+    assert set(seen) == {" red", " green", " blue"} and result.protocol.candidate_text == "answer only"
+
+
+def test_closing_lets_a_candidate_beat_its_own_prefix():
+    """Summed over the answer alone, "tiger cat" can never outscore "tiger"; with the closing it can."""
+    template = PROMPT_FORMATS.get("idefics").template("vqa")
+    assert template.closing == "\n" and template.continuation("tiger cat") == " tiger cat\n"
+    assert template.continuation("tiger", closed=False) == " tiger"
+    instruct = PROMPT_FORMATS.get("idefics-instruct").template("vqa")
+    assert instruct.closing == "<end_of_utterance>\n"
+
+
+def test_repeated_example_ids_are_refused(tmp_path, registered):
+    from evals.errors import DataError
+
+    twice = colour_examples("q", 3) + colour_examples("q", 1)
+    name = registered(rank_task("t_twice", twice))
+    with pytest.raises(DataError, match=r"\[val\]: example id q0 appears twice"):
+        run(ScriptedModel(), [name], RunSettings(shots=(0,), output_dir=tmp_path))
 
 
 def test_records_identical_across_batch_size_and_query_order(tmp_path, registered):
@@ -99,7 +126,7 @@ def test_several_prompts_per_example_keep_their_order(tmp_path, registered):
     run(model, [name], RunSettings(shots=(0,), output_dir=tmp_path, batch_size=3))
     record = rows(tmp_path, name, 0)["q0"]
     assert isinstance(record["prompt"], list) and len(record["prompt"]) == 2
-    assert record["output"] == [[4.0, 6.0, 5.0], [4.0, 6.0, 5.0]] == record["prediction"]
+    assert record["output"] == [[5.0, 7.0, 6.0], [5.0, 7.0, 6.0]] == record["prediction"]  # len(" red\n") == 5
 
 
 def test_mean_reduction_is_passed_to_the_model_and_recorded(tmp_path, registered):

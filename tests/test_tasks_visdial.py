@@ -11,7 +11,7 @@ from PIL import Image
 
 from evals.errors import DataError
 from evals.models import ScriptedModel
-from evals.registry import TASKS
+from evals.registry import PROMPT_FORMATS, TASKS
 from evals.runner import RunSettings, run
 
 ANSWERS = [f"answer {i}" for i in range(110)]
@@ -117,12 +117,15 @@ def test_tiny_model_end_to_end_at_0_and_2_shots(tmp_path, tiny_idefics):
             assert len(row["shot_ids"]) == result.shots and set(row["shot_ids"]) <= {"11", "12", "13"}
 
 
+TEMPLATE = PROMPT_FORMATS.get("idefics").template("visdial")  # what the runner scores: " answer" and the closing "."
+
+
 def scripted(scores_by_position: dict[int, float]) -> ScriptedModel:
     """Scores each option by its position relative to the query's true answer (others 0)."""
     positions = {}
     for image_id in VAL_IDS:
         for j, option in enumerate(options_of(image_id, DENSE_ROUND)):
-            positions[(f"val2018/{image_id}", " " + ANSWERS[option])] = (j - gt_index(image_id, DENSE_ROUND)) % 100
+            positions[(f"val2018/{image_id}", TEMPLATE.continuation(ANSWERS[option]))] = (j - gt_index(image_id, DENSE_ROUND)) % 100
     return ScriptedModel(candidate_scores=lambda prompt, c: scores_by_position.get(positions[(prompt.images[-1].id, c)], 0.0))
 
 
