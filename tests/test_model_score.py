@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from evals.errors import ConfigError, DataError
-from evals.models.idefics import IdeficsModel
+from evals.models.idefics import IdeficsModel, continuation_ids, prompt_tail
 from evals.records import GenerationParams, ImageRef, ImageSegment, Prompt, TextSegment
 
 IMAGES = Path(__file__).resolve().parent.parent / "tasks" / "demo" / "vqa" / "train2014"
@@ -98,6 +99,8 @@ def test_bad_candidates_and_reductions_are_config_errors(tiny_idefics):
         tiny_idefics.score([ZERO_SHOT], [MIXED], "max")
     with pytest.raises(ConfigError, match="candidate '' encodes to no tokens"):
         tiny_idefics.score([ZERO_SHOT], [(" red", "")])
+    with pytest.raises(ConfigError, match="candidate '' encodes to no tokens"):
+        tiny_idefics.score_naive([ZERO_SHOT], [(" red", "")])
     with pytest.raises(ConfigError, match="score_token_budget"):
         IdeficsModel(tiny_idefics.model, tiny_idefics.processor, tiny_idefics.info, "cpu", score_token_budget=0)
     with pytest.raises(ConfigError, match="2 prompts but 1 candidate lists"):
@@ -134,3 +137,93 @@ def test_generation_past_the_model_positions_is_a_data_error(tiny_idefics):
     with pytest.raises(DataError, match=r"has 2046 tokens plus 3 new tokens to generate and model 'tiny-idefics' accepts 2048"):
         tiny_idefics.generate([near], GenerationParams(max_new_tokens=3, num_beams=1))
     assert len(tiny_idefics.generate([near], GenerationParams(max_new_tokens=2, num_beams=1))) == 1
+
+
+def llama_like_tokenizer(scheme: str):
+    """A SentencePiece-style BPE like LLaMA's (IDEFICS-9B/80B): spaces become "▁" and the text's start gets one.
+
+    "normalizer" is the legacy tokenizer.json (Prepend + Replace), "metaspace" the newer pre-tokenizer.
+    """
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = ["▁", "A", "n", "s", "w", "e", "r", ":", "y", "o", "d", "\n"]
+    merges = [("▁", "▁"), ("y", "e"), ("ye", "s"), ("▁", "yes"), ("n", "o"), ("▁", "no"), ("r", "e"), ("re", "d"), ("▁", "red"),
+              ("A", "n"), ("An", "s"), ("Ans", "w"), ("Answ", "e"), ("Answe", "r"), ("▁", "Answer")]
+    vocab = {"<unk>": 0, **{c: n + 1 for n, c in enumerate(chars)}}
+    for a, b in merges:
+        vocab.setdefault(a + b, len(vocab))
+    tokenizer = Tokenizer(models.BPE(vocab, merges, unk_token="<unk>"))
+    if scheme == "normalizer":
+        tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    else:
+        tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>", pad_token="<unk>")
+
+
+def pieces(tokenizer, ids: list[int]) -> list[str]:
+    return tokenizer.convert_ids_to_tokens(ids)
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    return tokenizer.encode(text, add_special_tokens=False)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "candidate", "alone", "in_context"),
+    [
+        ("normalizer", " yes", ["▁▁", "yes"], ["▁yes"]),  # the start-of-text "▁" doubles the candidate's space
+        ("metaspace", "yes", ["▁yes"], ["yes"]),  # a candidate without a space gets one it never has after ":"
+        ("normalizer", " yes red\n", ["▁▁", "yes", "▁red", "\n"], ["▁yes", "▁red", "\n"]),
+    ],
+)
+def test_candidate_ids_are_the_in_context_ids_for_a_llama_like_tokenizer(scheme, candidate, alone, in_context):
+    tokenizer = llama_like_tokenizer(scheme)
+    tail = "Answer:"
+    assert pieces(tokenizer, encode(tokenizer, tail)) == ["▁Answer", ":"]
+    assert pieces(tokenizer, encode(tokenizer, candidate)) == alone  # the old way: encoded alone
+    ids = continuation_ids(tokenizer, tail, candidate)
+    assert pieces(tokenizer, ids) == in_context
+    assert encode(tokenizer, tail + candidate) == encode(tokenizer, tail) + ids
+
+
+def test_candidate_ids_are_the_in_context_ids_for_the_tiny_tokenizer(tiny_idefics):
+    tokenizer = tiny_idefics.tokenizer
+    for tail in (QUERY.text, "", "Look at these pictures.\n"):
+        for candidate in (*MIXED, " red\n", " yes<end_of_utterance>\n"):
+            ids = continuation_ids(tokenizer, tail, candidate)
+            assert encode(tokenizer, tail + candidate) == encode(tokenizer, tail) + ids
+    # byte-level BPE has no start-of-text marker: the old way happened to be right for it
+    assert continuation_ids(tokenizer, QUERY.text, " red circle") == encode(tokenizer, " red circle")
+
+
+def test_scored_ids_are_what_the_processor_gives_the_candidate_in_the_prompt(tiny_idefics):
+    for prompt in PROMPTS:
+        (ids,) = tiny_idefics.candidate_ids([prompt], [MIXED])
+        base = tiny_idefics.encode([prompt])["input_ids"][0].tolist()
+        for candidate, option in zip(MIXED, ids):
+            *before, last = prompt.segments
+            extended = Prompt((*before, TextSegment(last.text + candidate)))
+            assert tiny_idefics.encode([extended])["input_ids"][0].tolist() == base + option
+
+
+def test_model_takes_candidate_ids_from_the_prompt_tail(tiny_idefics):
+    tokenizer = llama_like_tokenizer("normalizer")
+    model = IdeficsModel(tiny_idefics.model, SimpleNamespace(tokenizer=tokenizer), tiny_idefics.info, "cpu")
+    prompts = [Prompt((image(1), TextSegment("Answer: "))), Prompt((TextSegment("no\n"), image(2), TextSegment(" Answer:")))]
+    assert [prompt_tail(p) for p in prompts] == ["Answer:", "Answer:"]  # the processor strips spaces around text
+    ids = model.candidate_ids(prompts, [[" yes", " no"], [" red"]])
+    assert [[pieces(tokenizer, c) for c in options] for options in ids] == [[["▁yes"], ["▁no"]], [["▁red"]]]
+
+
+def test_candidate_merging_with_the_prompt_is_a_config_error(tiny_idefics):
+    tokenizer = llama_like_tokenizer("normalizer")
+    # "Answer: " ends in "▁", which "yes" would join: the prompt's own last token would change
+    assert pieces(tokenizer, encode(tokenizer, "Answer: ")) == ["▁Answer", ":", "▁"]
+    with pytest.raises(ConfigError, match=r"candidate 'yes' after prompt ending 'Answer: ': prompt and candidate tokens merge"):
+        continuation_ids(tokenizer, "Answer: ", "yes")
+    cut = Prompt((image(7), TextSegment("Question: What is in the image? Answer: re")))
+    assert encode(tiny_idefics.tokenizer, " red")[0] not in encode(tiny_idefics.tokenizer, " re")
+    for score in (tiny_idefics.score, tiny_idefics.score_naive):
+        with pytest.raises(ConfigError, match=r"candidate 'd' .* merge at the boundary \(the template should end the query on a"):
+            score([cut], [["d"]])

@@ -138,15 +138,18 @@ class IdeficsModel:
         continuation = output[:, inputs["input_ids"].shape[1]:]
         return self.tokenizer.batch_decode(continuation, skip_special_tokens=True)
 
-    def candidate_ids(self, candidates: Sequence[Sequence[str]]) -> list[list[list[int]]]:
-        """Each candidate's own token ids: appended to the prompt's ids, never re-tokenised with the prompt,
-        so the prompt is exactly the one `generate` sees."""
-        known: dict[str, list[int]] = {}  # ImageNet: the same 1,000 names after every prompt
-        for option in dict.fromkeys(o for options in candidates for o in options):
-            known[option] = self.tokenizer.encode(option, add_special_tokens=False)
-            if not known[option]:
-                raise ConfigError(f"candidate {option!r} encodes to no tokens")
-        return [[known[o] for o in options] for options in candidates]
+    def candidate_ids(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+        """Each candidate's token ids as its prompt would hold them were it part of the prompt text (see
+        `continuation_ids`), appended to the prompt's ids so the prompt is exactly the one `generate` sees."""
+        known: dict[tuple[str, str], list[int]] = {}  # ImageNet: the same 1,000 names after every prompt
+        ids = []
+        for prompt, options in zip(prompts, candidates):
+            tail = prompt_tail(prompt)
+            for option in options:
+                if (tail, option) not in known:
+                    known[tail, option] = continuation_ids(self.tokenizer, tail, option)
+            ids.append([known[tail, o] for o in options])
+        return ids
 
     def score(
         self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum"
@@ -162,7 +165,7 @@ class IdeficsModel:
         check_request(prompts, candidates, reduction)
         if not prompts:
             return []
-        ids = self.candidate_ids(candidates)
+        ids = self.candidate_ids(prompts, candidates)
         longest = [max((len(c) for c in options), default=0) for options in ids]
         inputs = self.encode(prompts, longest, "candidate tokens")
         rows = [(p, c) for p, options in enumerate(ids) for c in options]
@@ -223,7 +226,7 @@ class IdeficsModel:
         import torch
 
         check_request(prompts, candidates, reduction)
-        ids = self.candidate_ids(candidates)
+        ids = self.candidate_ids(prompts, candidates)
         scores = []
         for prompt, options in zip(prompts, ids):
             base = self.encode([prompt], [max(len(c) for c in options)] if options else None, "candidate tokens")
@@ -242,6 +245,34 @@ class IdeficsModel:
                 row.append(reduce(float(log_probs.gather(1, extra[0].unsqueeze(1)).sum()), len(option), reduction))
             scores.append(row)
         return scores
+
+
+def prompt_tail(prompt: Prompt) -> str:
+    """The prompt's text after its last image (all of it when it has none), as the processor passes it on: what a
+    candidate continues. IdeficsProcessor strips spaces around every text segment; templates carry a query's
+    trailing spaces into the continuation instead (prompts.formats.PromptTemplate.continuation)."""
+    tail: list[str] = []
+    for segment in prompt.segments:
+        tail = [*tail, segment.text.strip(" ")] if isinstance(segment, TextSegment) else []
+    return "".join(tail)
+
+
+def continuation_ids(tokenizer, tail: str, continuation: str) -> list[int]:
+    """The ids `continuation` gets when it follows `tail` in one text: encode(tail + continuation) less encode(tail).
+
+    Encoding a candidate alone differs from its in-context ids for SentencePiece tokenizers (LLaMA, so
+    IDEFICS-9B/80B), which mark a text's start: " yes" alone is ['▁▁', 'yes'], after "Answer:" it is ['▁yes'].
+    """
+    before = tokenizer.encode(tail, add_special_tokens=False)
+    joined = tokenizer.encode(tail + continuation, add_special_tokens=False)
+    if joined[: len(before)] != before:
+        raise ConfigError(
+            f"candidate {continuation!r} after prompt ending {tail[-30:]!r}: prompt and candidate tokens merge at the "
+            "boundary (the template should end the query on a token boundary)"
+        )
+    if len(joined) == len(before):
+        raise ConfigError(f"candidate {continuation!r} encodes to no tokens")
+    return joined[len(before) :]
 
 
 def check_request(prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str) -> None:
