@@ -1,6 +1,7 @@
 """Metrics of ranked (closed-ended) tasks: accuracy, ROC AUC, VisDial NDCG and Winoground, as the benchmarks' scorers define them.
 
-Each is a pure function on the 0-100 scale. The tasks that use them: ImageNet, RenderedSST2 and
+Each is a pure function on the 0-100 scale; input it cannot score (no examples, a NaN score, malformed
+rankings) raises DataError, one line the CLI prints. The tasks that use them: ImageNet, RenderedSST2 and
 ScienceQA (accuracy), Hateful Memes (ROC AUC, Kiela et al. 2020, arXiv 2005.04790), VisDial v1.0
 (NDCG over the dense annotations, Das et al. 2017, arXiv 1611.08669) and Winoground (Thrush et al.
 2022, arXiv 2204.03162).
@@ -12,33 +13,43 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from evals.errors import DataError
+
+# What a NaN score means where it comes from a run: a half-precision model can return non-finite log-likelihoods.
+NAN_SCORE = "(model returned non-finite log-likelihoods)"
+
+
+def reject_nan(values: Sequence[float], what: str) -> None:
+    """DataError when a value is NaN: it compares false with everything, so a ranking or threshold would be arbitrary."""
+    if any(math.isnan(v) for v in values):
+        raise DataError(f"{what} is NaN {NAN_SCORE}")
+
 
 def percent(hits: int, total: int) -> float:
     """`hits / total` on 0-100, multiplied first so that e.g. 83 of 400 is exactly 20.75."""
     if total == 0:
-        raise ValueError("no examples to score")
+        raise DataError(f"no examples to score: a percentage of 0 examples ({hits} hits) is undefined")
     return 100 * hits / total
 
 
 def accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float:
     """Share of exact matches, 0-100 (classification: the argmax candidate against the label)."""
     if len(predicted) != len(gold):
-        raise ValueError(f"{len(predicted)} predictions for {len(gold)} labels")
+        raise DataError(f"{len(predicted)} predictions for {len(gold)} labels: accuracy needs one per label")
     return percent(sum(p == g for p, g in zip(predicted, gold)), len(gold))
 
 
 def top_k_hits(ranked: Sequence[Sequence[str]], gold: Sequence[str], k: int) -> list[bool]:
     """For each example, whether its label is among the first k of its ranked candidates (ImageNet top-5)."""
     if len(ranked) != len(gold):
-        raise ValueError(f"{len(ranked)} rankings for {len(gold)} labels")
+        raise DataError(f"{len(ranked)} rankings for {len(gold)} labels: top-k needs one per label")
     return [label in list(candidates)[:k] for candidates, label in zip(ranked, gold)]
 
 
 def order_by_score(scores: Sequence[float]) -> list[int]:
     """Candidate indices, best (highest) score first; a tie goes to the lower index, so the order never
     depends on the sort algorithm."""
-    if any(math.isnan(s) for s in scores):
-        raise ValueError("a candidate score is NaN: the ranking would be arbitrary")
+    reject_nan(scores, "a candidate score")
     return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
 
 
@@ -53,6 +64,7 @@ def ranks_from_scores(scores: Sequence[float]) -> list[int]:
 def yes_probability(yes_score: float, no_score: float) -> float:
     """P("yes") from the two answers' log-likelihoods: the softmax over the pair, written so that
     neither exp overflows (Hateful Memes scores this probability by ROC AUC)."""
+    reject_nan((yes_score, no_score), "the score of 'yes' or 'no'")
     if yes_score >= no_score:
         return 1.0 / (1.0 + math.exp(no_score - yes_score))
     odds = math.exp(yes_score - no_score)
@@ -64,16 +76,18 @@ def roc_auc(labels: Sequence[int], probabilities: Sequence[float]) -> float:
     from sklearn.metrics import roc_auc_score  # sklearn is slow to import; only this metric needs it
 
     if len(set(labels)) != 2:
-        raise ValueError(f"ROC AUC needs both classes among the labels, got {sorted(set(labels))}")
+        raise DataError(f"ROC AUC needs both classes among the labels, got {sorted(set(labels))}")
+    reject_nan(probabilities, "a probability")
     return 100 * float(roc_auc_score(list(labels), list(probabilities)))
 
 
 def check_ranking_rows(ranks: Sequence[Sequence[int]], relevance: Sequence[Sequence[float]]) -> None:
+    """One ranking per relevance row, each a permutation of 1..N for its N options."""
     if len(ranks) != len(relevance):
-        raise ValueError(f"{len(ranks)} rankings for {len(relevance)} relevance rows")
+        raise DataError(f"{len(ranks)} rankings for {len(relevance)} relevance rows: NDCG needs one ranking per row")
     for row, (r, rel) in enumerate(zip(ranks, relevance)):
         if sorted(r) != list(range(1, len(rel) + 1)):
-            raise ValueError(f"row {row}: ranks are not a permutation of 1..{len(rel)}")
+            raise DataError(f"ranking row {row}: the ranks are not a permutation of 1..{len(rel)} (one place per option)")
 
 
 def ndcg_row(ranks: Sequence[int], relevance: Sequence[float]) -> float:
@@ -81,7 +95,7 @@ def ndcg_row(ranks: Sequence[int], relevance: Sequence[float]) -> float:
     relevance, discount log2(place + 1); the ideal ranking sorts the relevance."""
     k = sum(r > 0 for r in relevance)
     if k == 0:
-        raise ValueError("no option has relevance > 0: NDCG is undefined")
+        raise DataError("no option has relevance > 0: NDCG is undefined")
     by_rank = sorted(range(len(ranks)), key=lambda i: ranks[i])
     gained = sum(relevance[option] / math.log2(place + 1) for place, option in enumerate(by_rank[:k], start=1))
     ideal = sum(rel / math.log2(place + 1) for place, rel in enumerate(sorted(relevance, reverse=True)[:k], start=1))
@@ -130,6 +144,7 @@ def winoground_outcome(p: PairScores) -> dict[str, bool]:
     image: for each caption, its own image scores higher than the other image (m4 swapped the two);
     group: both.
     """
+    reject_nan((p.c0_i0, p.c0_i1, p.c1_i0, p.c1_i1), "a caption-image score")
     text = p.c0_i0 > p.c1_i0 and p.c1_i1 > p.c0_i1
     image = p.c0_i0 > p.c0_i1 and p.c1_i1 > p.c1_i0
     return {"text": text, "image": image, "group": text and image}

@@ -3,8 +3,10 @@ log-likelihood; the problems with an image, as IDEFICS evaluated it (the test sp
 
 Layout (the official release): `problems.json` ({pid: {question, choices, answer (index), hint, image (file
 name or null), split, subject, grade, lecture, solution, ...}}), `pid_splits.json` ({split: [pid, ...]}) and
-images `{split}/{pid}/{image}` (`image.png`). The Hugging Face copy (derek-thomas/ScienceQA) has the same
-fields as columns, the image inline (null when the problem has none), and no pid: ids are `<split>/<row>`.
+images `images/{split}/{pid}/{image}` (`image.png`), where the release's tools/download.sh unzips them; a copy
+without the `images/` folder may hold `{split}/{pid}/{image}` beside the JSON files. The Hugging Face copy
+(derek-thomas/ScienceQA) has the same fields as columns, the image inline (null when the problem has none),
+and no pid: ids are `<split>/<row>`.
 
 The solution may be shown in shots (`scienceqa_explained`), never in the query: it is a field placed after
 the answer by the template, and `rank_queries` blanks it in the query example, whatever the template says.
@@ -27,18 +29,24 @@ from tasks.base import DataSource, MetricResult, RankQuery, Task, read_json, req
 from tasks.classification import gold_answer, top1_accuracy
 from tasks.hf import HFSpec, Row, open_split
 
-PROBLEMS, PID_SPLITS, IMAGE = "problems.json", "pid_splits.json", "{split}/{pid}/{image}"
+PROBLEMS, PID_SPLITS, IMAGES, IMAGE = "problems.json", "pid_splits.json", "images", "{split}/{pid}/{image}"
 LETTERS = "ABCDEFGHIJ"
+
+
+def checked_choices(problem: Mapping[str, Any], where: str) -> tuple[list[str], int]:
+    """The choices and the gold index; `where` names the file and problem in errors."""
+    choices, answer = problem["choices"], problem["answer"]
+    if not isinstance(choices, list) or not 1 <= len(choices) <= len(LETTERS) or not all(isinstance(c, str) for c in choices):
+        raise DataError(f"{where}: field 'choices' is {repr(choices)[:60]}, not a list of 1 to {len(LETTERS)} strings")
+    # bool is an int in Python: `true` would otherwise pass as choice 1
+    if isinstance(answer, bool) or not isinstance(answer, int) or not 0 <= answer < len(choices):
+        raise DataError(f"{where}: field 'answer' {answer!r} is not an index into its {len(choices)} choices")
+    return choices, answer
 
 
 def problem_example(example_id: str, image: ImageRef, problem: Mapping[str, Any], where: str) -> Example:
     """One problem: fields question, context (the hint), options and solution; the gold choice as reference."""
-    choices = [str(c) for c in problem["choices"]]
-    answer = problem["answer"]
-    if not choices or len(choices) > len(LETTERS):
-        raise DataError(f"{where}: 'choices' must list 1 to {len(LETTERS)} answers, has {len(choices)}")
-    if not isinstance(answer, int) or not 0 <= answer < len(choices):
-        raise DataError(f"{where}: 'answer' {answer!r} is not an index into its {len(choices)} choices")
+    choices, answer = checked_choices(problem, where)
     hint = str(problem.get("hint") or "").strip()
     fields = {
         "question": str(problem["question"]),
@@ -50,11 +58,24 @@ def problem_example(example_id: str, image: ImageRef, problem: Mapping[str, Any]
     return Example(example_id, (image,), fields, (choices[answer],), meta)
 
 
+def image_path(images: Path, problem: Mapping[str, Any], pid: str, split: str, where: str) -> Path:
+    """The problem's image file, checked now so that a missing one is named before any model runs."""
+    if not isinstance(problem["image"], str):
+        raise DataError(f"{where}: field 'image' is {problem['image']!r}, not a file name or null")
+    path = images / IMAGE.format(split=problem.get("split", split), pid=pid, image=problem["image"])
+    if not path.is_file():
+        raise DataError(f"{where}: image file {path} not found")
+    return path
+
+
 def load_scienceqa(root: Path, split: str) -> list[Example]:
     """The split's problems that have an image, in pid_splits order."""
     problems_path, splits_path = root / PROBLEMS, root / PID_SPLITS
+    images = root / IMAGES if (root / IMAGES).is_dir() else root
     problems, splits = read_json(problems_path), read_json(splits_path)
     pids = require(splits, split, splits_path, "the top level")
+    if not isinstance(problems, Mapping):
+        raise DataError(f"{problems_path}: expected a JSON object {{pid: problem}} at the top level")
     examples = []
     for pid in map(str, pids):
         if pid not in problems:
@@ -64,8 +85,9 @@ def load_scienceqa(root: Path, split: str) -> list[Example]:
             require(problem, key, problems_path, f"problem {pid}")
         if problem["image"] is None:
             continue  # the text-only problems are not part of the image subset
-        path = root / IMAGE.format(split=problem.get("split", split), pid=pid, image=problem["image"])
-        examples.append(problem_example(pid, ImageRef(f"scienceqa/{pid}", path), problem, f"{problems_path}: problem {pid}"))
+        where = f"{problems_path}: problem {pid}"
+        image = ImageRef(f"scienceqa/{pid}", image_path(images, problem, pid, split, where))
+        examples.append(problem_example(pid, image, problem, where))
     return examples
 
 
@@ -126,14 +148,14 @@ def score_scienceqa(predictions: Mapping[str, Any], examples: Sequence[Example])
 
 def scienceqa_task(name: str, **overrides) -> Task:
     """Declare and register a ScienceQA-format benchmark."""
-    settings = dict(
-        name=name, paper="Lu et al. 2022, arXiv 2209.09513", kind="rank", load=load_scienceqa,
-        support_split="train", query_split="test", template="scienceqa", shot_answer=gold_answer,
-        rank_queries=choice_queries, decide=best_choice, metric=score_scienceqa, headline="accuracy",
-        layout=f"{PROBLEMS}, {PID_SPLITS}, {IMAGE}", zero_shot_text_shots=0, submission_format="classification",
-        data_folder="scienceqa",
-        hf=HFSpec(hf_problem, {"train": "train", "val": "validation", "test": "test"}, hub_id="derek-thomas/ScienceQA"),
-    )
+    settings = {
+        "name": name, "paper": "Lu et al. 2022, arXiv 2209.09513", "kind": "rank", "load": load_scienceqa,
+        "support_split": "train", "query_split": "test", "template": "scienceqa", "shot_answer": gold_answer,
+        "rank_queries": choice_queries, "decide": best_choice, "metric": score_scienceqa, "headline": "accuracy",
+        "layout": f"{PROBLEMS}, {PID_SPLITS}, {IMAGES}/{IMAGE}", "zero_shot_text_shots": 0,
+        "submission_format": "classification", "data_folder": "scienceqa",
+        "hf": HFSpec(hf_problem, {"train": "train", "val": "validation", "test": "test"}, hub_id="derek-thomas/ScienceQA"),
+    }
     return TASKS.add(name, ImageSubsetTask(**{**settings, **overrides}))
 
 

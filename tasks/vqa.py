@@ -36,15 +36,17 @@ class VQAFiles:
     def load(self, root: Path, split: str) -> list[Example]:
         questions_path = root / self.questions.format(split=split)
         annotations_path = root / self.annotations.format(split=split)
-        questions = require(read_json(questions_path), "questions", questions_path, "the top level")
-        annotations = require(read_json(annotations_path), "annotations", annotations_path, "the top level")
-        by_id = {require(a, "question_id", annotations_path, f"annotation #{i}"): a for i, a in enumerate(annotations)}
+        questions = by_question_id(require(read_json(questions_path), "questions", questions_path, "the top level"),
+                                   questions_path, "question")
+        by_id = by_question_id(require(read_json(annotations_path), "annotations", annotations_path, "the top level"),
+                               annotations_path, "annotation")
         examples = []
-        for i, question in enumerate(questions):
-            qid = require(question, "question_id", questions_path, f"question #{i}")
+        for qid, question in questions.items():
             if qid not in by_id:
                 raise DataError(f"{annotations_path}: no annotation for question_id {qid} of {questions_path.name}")
             image_id = require(question, "image_id", questions_path, f"question {qid}")
+            if isinstance(image_id, bool) or not isinstance(image_id, int):  # the COCO file name needs the integer
+                raise DataError(f"{questions_path}: question {qid}: field 'image_id' is {image_id!r}, not an integer")
             image = ImageRef(f"{split}/{image_id}", root / self.image.format(split=split, image_id=image_id))
             examples.append(Example(
                 id=str(qid),
@@ -54,6 +56,21 @@ class VQAFiles:
                 meta={key: str(by_id[qid].get(key, "")) for key in ("question_type", "answer_type")},
             ))
         return examples
+
+
+def by_question_id(records: Sequence[Any], path: Path, what: str) -> dict[Any, Mapping[str, Any]]:
+    """{question_id: record} in file order. A repeated id is an error: the later annotation would silently
+    replace the earlier, giving a question another question's answers."""
+    indexed: dict[Any, Mapping[str, Any]] = {}
+    first: dict[Any, int] = {}
+    for i, record in enumerate(records):
+        qid = require(record, "question_id", path, f"{what} #{i}")
+        if isinstance(qid, bool) or not isinstance(qid, (int, str)):
+            raise DataError(f"{path}: {what} #{i}: field 'question_id' is {qid!r}, not an integer or a string")
+        if qid in indexed:
+            raise DataError(f"{path}: {what} #{i} repeats question_id {qid} of {what} #{first[qid]}")
+        indexed[qid], first[qid] = record, i
+    return indexed
 
 
 @dataclass(frozen=True)

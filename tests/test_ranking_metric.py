@@ -7,11 +7,13 @@ import math
 
 import pytest
 
+from evals.errors import DataError, EvalsError
 from metrics.ranking import (
     PairScores,
     accuracy,
     ndcg_sklearn,
     order_by_score,
+    percent,
     ranks_from_scores,
     roc_auc,
     top_k_hits,
@@ -75,16 +77,45 @@ def test_accuracy_and_top_k():
     assert accuracy(["cat"] * 83 + ["dog"] * 317, ["cat"] * 400) == 20.75  # exact, not 20.749999999999996
     assert top_k_hits([["a", "b", "c"], ["x", "y", "z"]], ["c", "y"], 2) == [False, True]
     assert top_k_hits([["a", "b", "c"], ["x", "y", "z"]], ["c", "y"], 3) == [True, True]
-    with pytest.raises(ValueError):
+    with pytest.raises(DataError, match="^1 predictions for 2 labels"):
         accuracy(["a"], ["a", "b"])
+    with pytest.raises(DataError, match="^1 rankings for 2 labels"):
+        top_k_hits([["a"]], ["a", "b"], 1)
 
 
 def test_ties_go_to_the_lower_index():
     assert order_by_score([0.1, 0.5, 0.5, -1.0]) == [1, 2, 0, 3]
     assert ranks_from_scores([0.1, 0.5, 0.5, -1.0]) == [3, 1, 2, 4]
     assert ranks_from_scores([-3.0, -1.0, -2.0]) == [3, 1, 2]
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(DataError, match=r"^a candidate score is NaN \(model returned non-finite log-likelihoods\)$"):
         order_by_score([0.0, float("nan")])
+    with pytest.raises(DataError, match="candidate score is NaN"):
+        ranks_from_scores([float("nan"), -1.0])
+    assert order_by_score([float("-inf"), -2.0]) == [1, 0]  # -inf (an fp16 underflow) still orders: only NaN cannot
+
+
+def test_input_errors_are_one_line_evals_errors():
+    """The CLI prints an EvalsError as one line; a plain ValueError would be a traceback."""
+    assert percent(83, 400) == 20.75
+    with pytest.raises(DataError, match=r"^no examples to score") as caught:
+        percent(0, 0)
+    assert isinstance(caught.value, EvalsError) and "\n" not in str(caught.value)
+    with pytest.raises(DataError, match="no examples to score"):
+        winoground_scores([])
+    with pytest.raises(DataError, match=r"^2 rankings for 1 relevance rows"):
+        visdial_ndcg([[1, 2], [2, 1]], [[1.0, 0.0]])
+    with pytest.raises(DataError, match=r"^ranking row 1: the ranks are not a permutation of 1..2"):
+        ndcg_sklearn([[1, 2], [2, 3]], [[1.0, 0.0], [0.0, 1.0]])
+
+
+def test_nan_scores_are_rejected_not_silently_scored():
+    nan = float("nan")
+    with pytest.raises(DataError, match=r"^the score of 'yes' or 'no' is NaN \(model returned"):
+        yes_probability(nan, -1.0)  # would otherwise give P(yes) NaN and the hard label 0
+    with pytest.raises(DataError, match="^a probability is NaN"):
+        roc_auc([0, 1], [0.2, nan])
+    with pytest.raises(DataError, match="^a caption-image score is NaN"):
+        winoground_outcome(PairScores(c0_i0=nan, c0_i1=0.0, c1_i0=0.0, c1_i1=1.0))  # NaN compares false: counted wrong
 
 
 def test_yes_probability_is_a_stable_softmax():
@@ -100,7 +131,7 @@ def test_roc_auc_by_hand():
     # positives 0.3 and 0.8 against negatives 0.1 and 0.35: 3 of 4 pairs ordered
     assert roc_auc([0, 1, 0, 1], [0.1, 0.3, 0.35, 0.8]) == 75.0
     assert roc_auc([0, 1], [0.5, 0.5]) == 50.0  # a tie counts half
-    with pytest.raises(ValueError, match="both classes"):
+    with pytest.raises(DataError, match="both classes"):
         roc_auc([1, 1], [0.2, 0.9])
 
 
@@ -122,9 +153,9 @@ def test_ndcg_cut_at_k_against_the_full_list():
 
 
 def test_ndcg_rejects_bad_rows():
-    with pytest.raises(ValueError, match="permutation"):
+    with pytest.raises(DataError, match="ranking row 0: the ranks are not a permutation of 1..3"):
         visdial_ndcg([[1, 1, 2]], [[1.0, 0.0, 0.0]])
-    with pytest.raises(ValueError, match="relevance > 0"):
+    with pytest.raises(DataError, match="relevance > 0"):
         visdial_ndcg([[1, 2, 3]], [[0.0, 0.0, 0.0]])
 
 

@@ -292,3 +292,47 @@ def test_vqav2_hugging_face_copy_with_answer_objects(tmp_path, vqa_data_dir):
     folder = hf_dataset(tmp_path / "hf", splits, features)
     for split in ("train2014", "val2014"):
         assert comparable(task.read(task.source(None, str(folder)), split)) == comparable(task.load(vqa_data_dir / "vqav2", split))
+
+
+def vqav2_with(root: Path, edit) -> Path:
+    """A VQAv2 val2014 split of three questions (ids 500-502), `edit(questions, annotations)` applied to its two files."""
+    write_vqa_split(root, "val2014", vqa_items(500, 3))
+    questions_path, annotations_path = root / "v2_OpenEnded_mscoco_val2014_questions.json", root / "v2_mscoco_val2014_annotations.json"
+    questions, annotations = json.loads(questions_path.read_text()), json.loads(annotations_path.read_text())
+    edit(questions["questions"], annotations["annotations"])
+    questions_path.write_text(json.dumps(questions))
+    annotations_path.write_text(json.dumps(annotations))
+    return root
+
+
+def set_string_image_id(questions, annotations):
+    questions[1]["image_id"] = "501"
+
+
+def repeat_an_annotation(questions, annotations):
+    # question 502's annotation replaced by a second one for 500: 502 would have been scored against 500's answers
+    annotations[2] = {**annotations[0], "answers": [{"answer": "purple"}] * 10}
+
+
+def repeat_a_question(questions, annotations):
+    questions.append(dict(questions[0]))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (set_string_image_id, r"v2_OpenEnded_mscoco_val2014_questions\.json: question 501: field 'image_id' is '501', not an integer$"),
+    (repeat_an_annotation, r"v2_mscoco_val2014_annotations\.json: annotation #2 repeats question_id 500 of annotation #0$"),
+    (repeat_a_question, r"v2_OpenEnded_mscoco_val2014_questions\.json: question #3 repeats question_id 500 of question #0$"),
+])
+def test_vqav2_bad_ids_give_one_line_naming_file_and_field(tmp_path, edit, message):
+    root = vqav2_with(tmp_path / "vqav2", edit)
+    with pytest.raises(DataError, match=message) as caught:
+        TASKS.get("vqav2").load(root, "val2014")
+    assert "\n" not in str(caught.value)
+
+
+def test_vqav2_well_formed_ids_load_in_question_order(tmp_path):
+    root = vqav2_with(tmp_path / "vqav2", lambda questions, annotations: annotations.reverse())
+    examples = TASKS.get("vqav2").load(root, "val2014")
+    assert [(e.id, e.references[0], e.images[0].path.name) for e in examples] == [
+        ("500", "red", "COCO_val2014_000000000500.jpg"), ("501", "green", "COCO_val2014_000000000501.jpg"),
+        ("502", "blue", "COCO_val2014_000000000502.jpg")]
