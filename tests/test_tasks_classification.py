@@ -12,7 +12,7 @@ import pytest
 from evals.errors import DataError
 from evals.models import ScriptedModel
 from evals.records import Example
-from evals.registry import TASKS
+from evals.registry import PROMPT_FORMATS, TASKS
 from evals.runner import RunSettings, run
 from tasks.base import DataSource
 from tasks.classification import interleave_classes, top1_and_top5
@@ -55,9 +55,13 @@ def rows(output_dir: Path, task: str, shots: int) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+IMAGENET_TEMPLATE = PROMPT_FORMATS.get("idefics").template("imagenet")  # scored: " <name>" and the closing text
+
+
 def imagenet_truth(prompt, candidate: str) -> float:
     """Prefers the class of the query image (its id is val/<wnid>/<stem>)."""
-    return 0.0 if candidate.strip() == IMAGENET_CLASSES[prompt.images[-1].id.split("/")[1]] else -1.0
+    gold = IMAGENET_CLASSES[prompt.images[-1].id.split("/")[1]]
+    return 0.0 if candidate == IMAGENET_TEMPLATE.continuation(gold) else -1.0
 
 
 # ImageNet
@@ -87,7 +91,7 @@ def test_imagenet_scores_the_gold_class_first_as_100(tmp_path, names):
     results = run(ScriptedModel(candidate_scores=imagenet_truth), ["imagenet"], settings)
     assert [r.scores for r in results] == [{"accuracy": 100.0, "top5_accuracy": 100.0}] * 2
     # Gold always second best: top-1 is never right, top-5 always is.
-    second = ScriptedModel(candidate_scores=lambda p, c: {0.0: -0.5, -1.0: -2.0}[imagenet_truth(p, c)] + 2 * (c == " goldfish"))
+    second = ScriptedModel(candidate_scores=lambda p, c: {0.0: -0.5, -1.0: -2.0}[imagenet_truth(p, c)] + 2 * (c == IMAGENET_TEMPLATE.continuation("goldfish")))
     (result,) = run(second, ["imagenet"], replace(settings, shots=(0,)))
     assert result.scores == {"accuracy": 25.0, "top5_accuracy": 100.0}  # only goldfish queries are right
 
