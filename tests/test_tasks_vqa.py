@@ -63,7 +63,10 @@ def write_okvqa(root: Path, split: str, items: list[dict]) -> None:
 def make_data(data_dir: Path, task: str) -> Path:
     """DATA_DIR/<task>/ with 8 support and 4 query questions in the benchmark's own files."""
     root = data_dir / task
-    if task == "okvqa":
+    if task == "vqav2":
+        write_vqa_split(root, "train2014", vqa_items(100, 8))
+        write_vqa_split(root, "val2014", vqa_items(500, 4))
+    elif task == "okvqa":
         write_okvqa(root, "train2014", vqa_items(100, 8))
         write_okvqa(root, "val2014", vqa_items(500, 4))
     elif task == "textvqa":
@@ -80,7 +83,7 @@ def sample_rows(output_dir: Path, task: str, shots: int) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
-@pytest.mark.parametrize("task", ["okvqa", "textvqa", "vizwiz"])
+@pytest.mark.parametrize("task", ["vqav2", "okvqa", "textvqa", "vizwiz"])
 def test_end_to_end_with_the_bundled_model(task, tiny_idefics, tmp_path):
     data_dir = make_data(tmp_path / "data", task)
     results = run(tiny_idefics, [task], RunSettings(shots=(0, 2), limit=3, batch_size=3, data_dir=data_dir, output_dir=tmp_path / "out"))
