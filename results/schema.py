@@ -51,6 +51,14 @@ class Protocol:
     postprocess: str
     versions: dict[str, str] = field(default_factory=package_versions)
 
+    def comparable(self) -> dict[str, Any]:
+        """The fields that decide a cell's numbers: two results belong in one column when these agree
+        (package versions are provenance, shown but not compared; the seed is what a sweep varies)."""
+        return {k: v for k, v in asdict(self).items() if k not in NOT_COMPARED}
+
+
+NOT_COMPARED = frozenset({"versions", "seed"})
+
 
 @dataclass(frozen=True)
 class CellResult:
