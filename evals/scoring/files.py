@@ -1,0 +1,178 @@
+"""Reading submission and reference files: records named by file and line, ids checked both ways."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, NoReturn
+
+from evals.errors import DataError
+from tasks.base import read_json, require
+
+
+@dataclass(frozen=True)
+class Submission:
+    """The files of one `evals score` call, and the options some formats take."""
+
+    predictions: Path
+    annotations: Path
+    questions: Path | None = None  # VQA: the official questions file, checked against the annotations
+    variant: str | None = None  # a peers' metric variant, where the format has one
+
+
+@dataclass(frozen=True)
+class SubmissionFormat:
+    """How one format is scored: `score(submission) -> {"scores": {...}, ...breakdowns}`."""
+
+    score: Callable[[Submission], dict[str, Any]]
+    takes_questions: bool = False
+    variants: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One record of a file and where it stands there ("line 3", "entry #2"), for one-line errors."""
+
+    path: Path
+    where: str
+    record: Any
+
+    def fail(self, problem: str) -> NoReturn:
+        raise DataError(f"{self.path}: {self.where} {problem}")
+
+    def known_as(self, name: str) -> Entry:
+        """The same entry, its errors also naming it by `name` (e.g. its id)."""
+        return replace(self, where=f"{self.where} ({name})")
+
+    def get(self, key: str) -> Any:
+        return require(self.record, key, self.path, self.where)
+
+    def items(self, key: str) -> list:
+        value = self.get(key)
+        if not isinstance(value, list):
+            self.fail(f"has a '{key}' that is not a list")
+        return value
+
+    def number(self, key: str) -> float:
+        value = self.get(key)
+        if not is_number(value):
+            self.fail(f"has '{key}' = {value!r}, not a number")
+        return float(value)
+
+    def label(self, key: str) -> str:
+        value = self.get(key)
+        if not is_label(value):
+            self.fail(f"has '{key}' = {value!r}, not a label (a string or an integer)")
+        return str(value)
+
+    def binary(self, key: str) -> int:
+        value = self.get(key)
+        if value not in (0, 1, "0", "1") or isinstance(value, (bool, float)):
+            self.fail(f"has '{key}' = {value!r}, expected 0 or 1")
+        return int(value)
+
+    def text(self, key: str) -> str:
+        value = self.get(key)
+        if not isinstance(value, str):
+            self.fail(f"has a non-string '{key}'")
+        return value
+
+    def id(self, key: str = "id") -> str:
+        """The record's id as text, so that the JSON 8291, the string "8291" and a CSV's "08291" are one id."""
+        value = self.get(key)
+        if not is_label(value):
+            self.fail(f"has {key} {value!r}, neither a number nor a string")
+        text = str(value).strip()
+        return str(int(text)) if text.isdigit() else text
+
+
+# ---------------------------------------------------------------- reading and checking files
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and not (isinstance(value, float) and math.isnan(value))
+
+
+def is_label(value: Any) -> bool:
+    return isinstance(value, (int, str)) and not isinstance(value, bool)
+
+
+def id_preview(ids: Collection) -> str:
+    shown = sorted(ids, key=str)[:5]
+    return ", ".join(str(i) for i in shown) + (" ..." if len(ids) > 5 else "")
+
+
+def read_text(path: Path) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise DataError(f"{path}: cannot read ({error})") from None
+
+
+def read_jsonl(path: Path) -> list[Entry]:
+    """A JSON Lines file, one entry per non-blank line, failing on the first malformed line."""
+    entries = []
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            entries.append(Entry(path, f"line {number}", json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}: line {number} is malformed JSON at column {error.colno}: {error.msg}") from None
+    if not entries:
+        raise DataError(f"{path}: no records")
+    return entries
+
+
+def read_json_list(path: Path, fields: tuple[str, ...], what: str = "entry") -> list[Entry]:
+    """A JSON file holding a list of objects (results files, VisDial annotations), as entries "entry #i"."""
+    rows = read_json(path)
+    if not isinstance(rows, list):
+        raise DataError(f"{path}: expected a JSON list of {{{', '.join(fields)}}} objects")
+    return [Entry(path, f"{what} #{i}", row) for i, row in enumerate(rows)]
+
+
+def top_level_list(path: Path, key: str, what: str) -> list[Entry]:
+    """The list `key` of a JSON file's top-level object (COCO `images`, VQA `annotations`), as entries "what #i"."""
+    return [Entry(path, f"{what} #{i}", row) for i, row in enumerate(Entry(path, "the top level", read_json(path)).items(key))]
+
+
+def index_by_id(entries: Iterable[Entry], key: str = "id") -> dict[str, Entry]:
+    """{id: entry}, failing on an entry without the id field or an id seen twice."""
+    indexed: dict[str, Entry] = {}
+    for entry in entries:
+        rid = entry.id(key)
+        if rid in indexed:
+            entry.fail(f"repeats {key} {rid} of {indexed[rid].where}")
+        indexed[rid] = entry
+    return indexed
+
+
+def check_same_ids(predicted: Collection, expected: Collection, submission: Submission, what: str) -> None:
+    """Every id of the reference file predicted once, and no other id."""
+    missing, unknown = set(expected) - set(predicted), set(predicted) - set(expected)
+    name = submission.annotations.name
+    if missing:
+        raise DataError(f"{submission.predictions}: no prediction for {len(missing)} {what}s of {name}: {id_preview(missing)}")
+    if unknown:
+        raise DataError(f"{submission.predictions}: {len(unknown)} {what}s not in {name}: {id_preview(unknown)}")
+
+
+def matched(submission: Submission, predicted: Iterable[Entry], gold: Iterable[Entry]) -> dict[str, tuple[Entry, Entry]]:
+    """{id: (reference entry, prediction entry)} in reference order, after checking the two files hold the same ids."""
+    predicted_by_id, gold_by_id = index_by_id(predicted), index_by_id(gold)
+    check_same_ids(predicted_by_id, gold_by_id, submission, "id")
+    return {rid: (entry, predicted_by_id[rid]) for rid, entry in gold_by_id.items()}
+
+
+def read_answer_list(path: Path, id_key: str, text_key: str) -> dict[str, str]:
+    """A JSON list of {id_key, text_key} objects with string texts, one per id (EvalAI and COCO results files)."""
+    entries = index_by_id(read_json_list(path, (id_key, text_key)), id_key)
+    return {rid: entry.known_as(f"{id_key} {rid}").text(text_key) for rid, entry in entries.items()}
+
+
+# ---------------------------------------------------------------- VQA: VQAv2 / OK-VQA, TextVQA, VizWiz

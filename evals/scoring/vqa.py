@@ -1,0 +1,83 @@
+"""VQA-family submissions (VQAv2/OK-VQA EvalAI files, TextVQA, VizWiz) scored by the official VQA accuracy."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evals.errors import DataError
+from evals.records import Example
+from evals.scoring.files import (
+    Entry,
+    Submission,
+    check_same_ids,
+    id_preview,
+    index_by_id,
+    read_answer_list,
+    top_level_list,
+)
+from metrics.vqa import VQAReference, VQAScore, vqa_accuracy
+from tasks.vqa import TextVQAFiles, VizWizFiles, human_answers
+
+
+def read_vqa_references(annotations_path: Path, questions_path: Path | None) -> list[VQAReference]:
+    annotations = index_by_id(top_level_list(annotations_path, "annotations", "annotation"), "question_id")
+    references = [
+        VQAReference(qid, human_answers(entry.record, annotations_path),
+                     str(entry.record.get("question_type", "")), str(entry.record.get("answer_type", "")))
+        for qid, entry in annotations.items()
+    ]
+    if questions_path is not None:
+        asked = {entry.id("question_id") for entry in top_level_list(questions_path, "questions", "question")}
+        unannotated = asked - annotations.keys()
+        if unannotated:
+            raise DataError(f"{annotations_path}: no annotation for question_ids {id_preview(unannotated)} of {questions_path}")
+    return references
+
+
+def loaded_references(examples: Sequence[Example], path: Path, id_key: str) -> list[VQAReference]:
+    """The questions a task loader read from `path` (entry i = example i), each id once: a repeat would be scored twice."""
+    ids = index_by_id((Entry(path, f"entry #{i}", {id_key: e.id}) for i, e in enumerate(examples)), id_key)
+    return [VQAReference(qid, e.references, answer_type=e.meta.get("answer_type", "")) for qid, e in zip(ids, examples)]
+
+
+def vqa_scores(submission: Submission, references: Sequence[VQAReference], id_key: str) -> VQAScore:
+    """Predictions [{id_key, answer}] scored as given (no answer processing: that belongs to producing the file),
+    every question of the reference file once."""
+    if not references:
+        raise DataError(f"{submission.annotations}: no questions to score")
+    answers = read_answer_list(submission.predictions, id_key, "answer")
+    check_same_ids(answers, [r.question_id for r in references], submission, id_key)
+    return vqa_accuracy(answers, references)
+
+
+def score_vqa(submission: Submission) -> dict[str, Any]:
+    """VQAv2 / OK-VQA: EvalAI results [{question_id, answer}] against the official annotations (+ questions)."""
+    result = vqa_scores(submission, read_vqa_references(submission.annotations, submission.questions), "question_id")
+    return {
+        "scores": {"vqa_accuracy": result.overall},
+        "by_question_type": result.per_question_type,
+        "by_answer_type": result.per_answer_type,
+        "per_question": result.per_question,
+    }
+
+
+def score_textvqa(submission: Submission) -> dict[str, Any]:
+    """TextVQA: EvalAI results [{question_id, answer}] against TextVQA_0.5.1_val.json (`data`, 10 answer strings each),
+    read by the task's own loader. The file has no question or answer types, so no breakdowns."""
+    examples = TextVQAFiles().read(submission.annotations, submission.annotations.parent, "val")
+    result = vqa_scores(submission, loaded_references(examples, submission.annotations, "question_id"), "question_id")
+    return {"scores": {"vqa_accuracy": result.overall}, "per_question": result.per_question}
+
+
+def score_vizwiz(submission: Submission) -> dict[str, Any]:
+    """VizWiz: the challenge's [{image, answer}] against Annotations/val.json, read by the task's own loader.
+    Its answers carry no answer_id: metrics.vqa's leave-one-out removes one answer by position."""
+    examples = VizWizFiles().read(submission.annotations, submission.annotations.parent, "val")
+    result = vqa_scores(submission, loaded_references(examples, submission.annotations, "image"), "image")
+    return {"scores": {"vqa_accuracy": result.overall}, "by_answer_type": result.per_answer_type,
+            "per_question": result.per_question}
+
+
+# ---------------------------------------------------------------- captions (COCO results format)
