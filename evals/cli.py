@@ -299,6 +299,75 @@ def list_models() -> None:
     console.print(table)
 
 
+RESULTS_HELP = "Cell record files, or folders searched recursively for them (samples and journal files are passed over)."
+
+
+@app.command()
+def leaderboard(
+    results: Annotated[list[Path], typer.Argument(help=RESULTS_HELP)],
+    table_format: Annotated[str, typer.Option("--format", help="md, csv (one row per cell group: mean, std, n), latex or html.")] = "md",
+    output: Annotated[Optional[Path], typer.Option(help="Write the table here instead of printing it.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Also draw score against shots per task to this PNG file.")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option(help="Show this metric where a task has it, instead of its "
+                                                             "headline metric (repeatable: the first one a task has).")] = None,
+    allow_mixed_protocols: Annotated[bool, typer.Option(help="Put cells produced under different protocols (template, "
+                                                             "data, decoding, metric...) in one column.")] = False,
+) -> None:
+    """Models x (task, shots): mean ± std over seeds of each task's headline metric."""
+    from results.leaderboard import render, summarize
+    from results.records import read_records
+
+    summary = summarize(read_records(results), tuple(metric or ()), allow_mixed_protocols)
+    text = render(summary, table_format)
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+        errors.print(f"leaderboard written to {output}")
+    if plot is not None:
+        from results.plots import save_png, shot_curves
+
+        save_png(shot_curves(summary), plot)
+        errors.print(f"plot written to {plot}")
+
+
+@app.command("compare")
+def compare_results(
+    current: Annotated[Path, typer.Argument(help="Cell records of the run to check (a folder or a file).")],
+    baseline: Annotated[Path, typer.Argument(help="Cell records it must match (a folder or a file).")],
+    tolerance: Annotated[float, typer.Option(help="Largest drop of a score allowed, in points (0-100 scale).")] = 0.5,
+    metric: Annotated[Optional[list[str]], typer.Option(help="Metric to compare (repeatable; 'all' for every score). "
+                                                             "Default: each task's headline metric.")] = None,
+    allow_protocol_change: Annotated[bool, typer.Option(help="Compare scores even where the protocol changed.")] = False,
+    update: Annotated[bool, typer.Option(help="Then copy CURRENT's cell records over BASELINE (records only, no samples), "
+                                              "to record a deliberate change.")] = False,
+) -> None:
+    """Regression gate: exit 1 when a baseline cell is missing, a score drops beyond the tolerance, or the protocol changed."""
+    from rich.markup import escape
+
+    from results.compare import compare, update_baseline
+    from results.records import read_records
+
+    now = read_records([current])
+    fresh = update and not (baseline.is_dir() and any(baseline.rglob("*.json")))  # --update may create the baseline
+    before = [] if fresh else read_records([baseline])
+    comparison = compare(now, before, tolerance, tuple(metric or ()), allow_protocol_change)
+    table = Table(title=f"{current} vs baseline {baseline}")
+    for column in ("cell", "metric", "baseline", "current", "delta", "status"):
+        table.add_column(column, justify="right" if column in ("baseline", "current", "delta") else "left", overflow="fold")
+    for row in comparison.rows:
+        table.add_row(*(escape(text) for text in (row.cell, row.metric, row.baseline, row.current, row.delta, row.status)))
+    console.print(table)
+    console.print(comparison.summary(), highlight=False)
+    if update:
+        for line in update_baseline(current, now, baseline, before):
+            console.print(line, highlight=False)
+        return
+    if not comparison.passed:
+        sys.exit(1)
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
     try:

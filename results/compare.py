@@ -1,0 +1,135 @@
+"""The regression gate: compare cell records with a baseline, cell by cell, and say whether a score or protocol moved."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from evals.errors import ConfigError
+from results.leaderboard import column_metric
+from results.records import ABSENT, CellRecord, differing_fields, index_unique, show
+from results.store import write_atomic
+
+ALL_METRICS = "all"
+EPSILON = 1e-9  # scores are stored as decimals; a delta this small is rounding, not a change
+FAILING = frozenset({"REGRESSED", "MISSING CELL", "MISSING METRIC", "PROTOCOL CHANGED"})
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the comparison: a metric of a cell, or (metric `protocol: FIELD`) a protocol field that changed."""
+
+    cell: str
+    metric: str
+    baseline: str
+    current: str
+    delta: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Comparison:
+    rows: tuple[Row, ...]
+    tolerance: float
+
+    @property
+    def failures(self) -> list[Row]:
+        return [r for r in self.rows if r.status in FAILING]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def summary(self) -> str:
+        cells = len({r.cell for r in self.rows})
+        if self.passed:
+            return f"gate passed: {cells} cells, no score dropped by more than {self.tolerance:g} points"
+        counts: dict[str, int] = {}
+        for row in self.failures:
+            counts[row.status.lower()] = counts.get(row.status.lower(), 0) + 1
+        return "gate FAILED: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+
+
+def compare(
+    current: Sequence[CellRecord], baseline: Sequence[CellRecord], tolerance: float = 0.5,
+    metrics: Sequence[str] = (), allow_protocol_change: bool = False,
+) -> Comparison:
+    """Match cells by (model, task, shots, selection, seed); every baseline cell must be in `current`, with no
+    compared metric lower by more than `tolerance` points and (unless allowed) the same protocol."""
+    if tolerance < 0:
+        raise ConfigError(f"--tolerance must be >= 0, got {tolerance}")
+    now = index_unique(current, lambda r: r.key)
+    before = index_unique(baseline, lambda r: r.key)
+    check_metric_names(metrics, baseline)
+    rows: list[Row] = []
+    for key, old in sorted(before.items()):
+        new = now.get(key)
+        if new is None:
+            rows.append(Row(old.label, "", "", "", "", "MISSING CELL"))
+            continue
+        rows += protocol_rows(old, new, allow_protocol_change)
+        rows += [score_row(old, new, metric, tolerance) for metric in compared_metrics(old, baseline, metrics)]
+    rows += [Row(new.label, "", "", "", "", "new cell") for key, new in sorted(now.items()) if key not in before]
+    return Comparison(tuple(rows), tolerance)
+
+
+def check_metric_names(metrics: Sequence[str], baseline: Sequence[CellRecord]) -> None:
+    known = {name for r in baseline for name in r.scores}
+    for name in metrics:
+        if name != ALL_METRICS and name not in known:
+            raise ConfigError(f"--metric {name}: no baseline cell has it (metrics: {', '.join(sorted(known))}, or '{ALL_METRICS}')")
+
+
+def compared_metrics(cell: CellRecord, baseline: Sequence[CellRecord], metrics: Sequence[str]) -> list[str]:
+    """Every score with `all`; the named metrics the cell has; by default its task's headline metric."""
+    if ALL_METRICS in metrics:
+        return sorted(cell.scores)
+    if metrics:
+        return [m for m in metrics if m in cell.scores]
+    return [column_metric(cell.task, [cell], ())]
+
+
+def score_row(old: CellRecord, new: CellRecord, metric: str, tolerance: float) -> Row:
+    before = old.scores[metric]
+    if metric not in new.scores:
+        return Row(old.label, metric, f"{before:.2f}", "", "", "MISSING METRIC")
+    delta = new.scores[metric] - before
+    if abs(delta) <= EPSILON:
+        status = "same"
+    elif delta > 0:
+        status = "improved"
+    else:
+        status = "within tolerance" if -delta <= tolerance + EPSILON else "REGRESSED"
+    return Row(old.label, metric, f"{before:.2f}", f"{new.scores[metric]:.2f}", f"{delta:+.2f}", status)
+
+
+def protocol_rows(old: CellRecord, new: CellRecord, allowed: bool) -> list[Row]:
+    """One row per protocol field that changed (package versions are provenance, not compared)."""
+    before, after = old.comparable(), new.comparable()
+    status = "changed (allowed)" if allowed else "PROTOCOL CHANGED"
+    return [Row(old.label, f"protocol: {field}", show(before.get(field, ABSENT)), show(after.get(field, ABSENT)), "", status)
+            for field in differing_fields(before, after)]
+
+
+def update_baseline(current_root: Path, current: Sequence[CellRecord], baseline_root: Path,
+                    baseline: Sequence[CellRecord]) -> list[str]:
+    """Make `baseline_root` hold exactly `current`'s cell records (no samples), at the same relative paths.
+
+    Baseline records that `current` no longer has are removed, so the gate passes right after an update.
+    """
+    if baseline_root.exists() and not baseline_root.is_dir():
+        raise ConfigError(f"--update needs BASELINE to be a folder, got the file {baseline_root}")
+    index_unique(current, lambda r: r.key)
+    written = []
+    for record in current:
+        relative = record.path.relative_to(current_root) if current_root.is_dir() else Path(record.path.name)
+        target = baseline_root / relative
+        write_atomic(target, record.path.read_text(encoding="utf-8"))
+        written.append(target)
+    lines = [f"wrote {path}" for path in written]
+    for record in baseline:
+        if record.path not in written:
+            record.path.unlink()
+            lines.append(f"removed {record.path}")
+    return lines

@@ -1,0 +1,53 @@
+"""Shot-scaling curves: score against shots per task, one line per model/selection with error bars over seeds."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from results.leaderboard import ROW
+
+COLUMNS_AT_MOST = 3
+
+
+def shot_curves(summary: pd.DataFrame) -> Figure:
+    """One subplot per task (x: shot counts, y: the task's metric), one error-bar line per leaderboard row.
+
+    A pure function of the summary (no pyplot state), so tests can count the lines it drew.
+    """
+    tasks = sorted(summary["task"].unique())
+    ncols = min(COLUMNS_AT_MOST, len(tasks))
+    nrows = math.ceil(len(tasks) / ncols)
+    figure = Figure(figsize=(4.2 * ncols, 3.2 * nrows + 0.6), layout="constrained")
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(nrows, ncols, squeeze=False).flat
+    for ax, task in zip(axes, tasks):
+        draw_task(ax, summary[summary["task"] == task])
+    for ax in list(axes)[len(tasks):]:
+        figure.delaxes(ax)
+    handles = {h.get_label(): h for ax in figure.axes for h in ax.get_legend_handles_labels()[0]}
+    figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=min(3, len(handles)), frameon=False)
+    return figure
+
+
+def draw_task(ax, rows: pd.DataFrame) -> None:
+    metric = rows["metric"].iloc[0]
+    for key, line in rows.sort_values([*ROW, "shots"]).groupby(list(ROW), sort=True):
+        model, prompt_format, selection = key
+        ax.errorbar(line["shots"], line["mean"], yerr=line["std"], marker="o", capsize=3,
+                    label=f"{model} ({prompt_format}, {selection})")
+    ax.set_title(f"{rows['task'].iloc[0]}: {metric}")
+    ax.set_xlabel("shots")
+    ax.set_ylabel(f"{metric} (0-100)")
+    ax.set_xticks(sorted(rows["shots"].unique()))
+    ax.grid(alpha=0.3)
+
+
+def save_png(figure: Figure, path: Path) -> None:
+    """Write the figure as PNG; no software/version metadata, so the same numbers give the same file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=100, metadata={"Software": None})
