@@ -12,7 +12,7 @@ from results.records import ABSENT, CellRecord, differing_fields, index_unique, 
 from results.store import write_atomic
 
 ALL_METRICS = "all"
-EPSILON = 1e-9  # scores are stored as decimals; a delta this small is rounding, not a change
+EPSILON = 1e-6  # points on the 0-100 scale: a smaller delta is floating-point noise (e.g. BLEU near 0), not a change
 FAILING = frozenset({"REGRESSED", "MISSING CELL", "MISSING METRIC", "PROTOCOL CHANGED"})
 
 
@@ -101,7 +101,14 @@ def score_row(old: CellRecord, new: CellRecord, metric: str, tolerance: float) -
         status = "improved"
     else:
         status = "within tolerance" if -delta <= tolerance + EPSILON else "REGRESSED"
-    return Row(old.label, metric, f"{before:.2f}", f"{new.scores[metric]:.2f}", f"{delta:+.2f}", status)
+    return Row(old.label, metric, f"{before:.2f}", f"{new.scores[metric]:.2f}", show_delta(delta), status)
+
+
+def show_delta(delta: float) -> str:
+    """Two decimals, as scores are shown; a change too small for them in scientific notation, never as "+0.00"."""
+    if abs(delta) <= EPSILON:
+        return "+0.00"
+    return f"{delta:+.1e}" if abs(delta) < 0.005 else f"{delta:+.2f}"
 
 
 def protocol_rows(old: CellRecord, new: CellRecord, allowed: bool) -> list[Row]:

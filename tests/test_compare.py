@@ -76,6 +76,10 @@ def test_delta_and_values_are_printed(tmp_path, evals):
     row = next(r for r in comparison.rows if r.cell.startswith("tiny-idefics demo_vqa 4-shot"))
     assert (row.metric, row.baseline, row.current, row.delta, row.status) == ("vqa_accuracy", "60.00", "57.00", "-3.00", "REGRESSED")
     assert comparison.summary() == "gate FAILED: 1 regressed"
+    tiny = compare(read_records([write(tmp_path / "tiny", cell("demo_vqa", 4, 0, 60.001))]), read_records([baseline]))
+    row = next(r for r in tiny.rows if r.cell.startswith("tiny-idefics demo_vqa 4-shot"))
+    assert (row.delta, row.status) == ("+1.0e-03", "improved")  # too small for two decimals, still shown
+    assert not tiny.passed and tiny.summary() == "gate FAILED: 3 missing cell"
     assert evals("compare", current, baseline, "--tolerance", "3")[0] == 0
 
 
