@@ -65,15 +65,17 @@ def flatten(mapping: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def find_record_files(paths: Sequence[Path]) -> list[Path]:
     """Record files named directly, and every `*.json` below the named folders that is not a samples or journal file."""
-    found: list[Path] = []
+    found: dict[Path, Path] = {}  # by resolved path: a file named twice (a folder and a file in it) is read once
     for path in paths:
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*.json") if p.is_file() and not any(m in p.name for m in NOT_RECORDS))
+            files = sorted(p for p in path.rglob("*.json") if p.is_file() and not any(m in p.name for m in NOT_RECORDS))
         elif path.is_file():
-            found.append(path)
+            files = [path]
         else:
             raise DataError(f"{path}: no such file or folder")
-    return found
+        for file in files:
+            found.setdefault(file.resolve(), file)
+    return list(found.values())
 
 
 def read_records(paths: Sequence[Path]) -> list[CellRecord]:

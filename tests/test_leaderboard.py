@@ -144,7 +144,7 @@ def test_reader_skips_samples_journals_and_other_json_and_keeps_extra_fields(tmp
     path.with_name("random-0shot-seed0.samples.jsonl").write_text("{}\n")
     (tmp_path / "tiny-idefics" / "random-0shot-seed0.journal.json").write_text("{}")
     (tmp_path / "scores.json").write_text(json.dumps({"task": "vqav2", "scores": {"vqa_accuracy": 1.0}}))
-    (record,) = read_records([tmp_path])
+    (record,) = read_records([tmp_path, path])  # named twice, read once
     assert record.path == path and record.scores == {"vqa_accuracy": 50.0} and record.key == ("tiny-idefics", "demo_vqa", 0, "random", 0)
     assert "versions.python" not in record.comparable() and record.comparable()["generation.num_beams"] == 3
 
