@@ -135,8 +135,9 @@ def update_baseline(current_root: Path, current: Sequence[CellRecord], baseline_
         write_atomic(target, record.path.read_text(encoding="utf-8"))
         written.append(target)
     lines = [f"wrote {path}" for path in written]
+    kept = {path.resolve() for path in written}
     for record in baseline:
-        if record.path not in written:
+        if record.path.resolve() not in kept:
             record.path.unlink()
             lines.append(f"removed {record.path}")
     return lines
