@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from evals.errors import ConfigError, EvalsError
+from evals.sweep import parse_sources
 
 app = typer.Typer(
     help="Few-shot, in-context evaluation of interleaved image-text models (IDEFICS / Flamingo protocol).",
@@ -38,32 +39,21 @@ def load_task_modules(paths: list[Path] | None) -> None:
         load_task_module(path)
 
 
-def parse_sources(pairs: list[str] | None) -> dict[str, str]:
-    sources = {}
-    for pair in pairs or ():
-        name, sep, location = pair.partition("=")
-        if not sep or not name.strip() or not location.strip():
-            raise ConfigError(f"--source takes TASK=LOCATION, got '{pair}'")
-        sources[name.strip()] = location.strip()
-    return sources
-
-
-def parse_int_list(text: str, flag: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ConfigError(f"{flag} takes comma-separated integers, got '{text}'") from None
-    if not values:
-        raise ConfigError(f"{flag} needs at least one value")
-    return values
+SEEDS_HELP = ("Seeds for shot selection: a count N (seeds 0..N-1) or a comma-separated list (0,1,7; a single seed: 7,). "
+              "Default: 0.")
+CONFIG_HELP = ("A sweep file (TOML): models, tasks, shots, seeds, selection and any other option of this command "
+               "(see evals/sweep.py); flags given here override it.")
 
 
 @app.command()
 def run(
-    model: Annotated[str, typer.Option(help="Registered model name, local checkpoint folder, or hub id.")] = "tiny-idefics",
+    ctx: typer.Context,
+    model: Annotated[Optional[list[str]], typer.Option(help="Registered model name, local checkpoint folder, or hub id "
+                                                            "(repeatable: run one after another). Default: tiny-idefics.")] = None,
     task: Annotated[Optional[list[str]], typer.Option(help="Task name (repeatable). Default: the bundled demo suite.")] = None,
     shots: Annotated[str, typer.Option(help="Shot counts, comma-separated. 0 = two text-only shots (Flamingo).")] = "0,4",
-    seed: Annotated[Optional[list[int]], typer.Option(help="Seed for shot selection (repeatable; default 0).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help=SEEDS_HELP)] = None,
+    seed: Annotated[Optional[list[int]], typer.Option(help="One seed for shot selection (repeatable; or use --seeds).")] = None,
     selection: Annotated[str, typer.Option(help="Shot selection, comma-separated: random, rices.")] = "random",
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N queries of each task.")] = None,
     batch_size: Annotated[int, typer.Option(help="Prompts per model call; never changes a prediction.")] = 8,
@@ -87,38 +77,67 @@ def run(
     metric_variant: Annotated[Optional[list[str]], typer.Option(help="A peers' metric variant by name, used by the tasks "
                                                                       "that have it (see `evals tasks`; repeatable).")] = None,
     task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
+    skip_bad_samples: Annotated[bool, typer.Option(help="Skip (and count in the record) a query whose image cannot be "
+                                                        "decoded, instead of stopping.")] = False,
+    config: Annotated[Optional[Path], typer.Option(help=CONFIG_HELP)] = None,
+    overwrite: Annotated[bool, typer.Option(help="Delete the records and journals of the cells this run has and run them "
+                                                 "afresh (default: resume: finished cells and journaled samples are kept).")] = False,
 ) -> None:
-    """Evaluate a model few-shot on tasks; write one record per cell (task x shots x selection x seed)."""
+    """Evaluate models few-shot on tasks; write one record per cell (task x shots x selection x seed) as it finishes.
+
+    Run again with the same command to resume an interrupted run: finished cells are read back and samples
+    in a cell's journal are not sent to the model again. With several seeds, prints mean ± std over seeds.
+    """
+    from evals.sweep import build_spec, cli_values, read_sweep_file
+
+    spec = build_spec(read_sweep_file(config) if config else {}, cli_values(typed_options(ctx)))
+    run_sweep(spec, overwrite)
+
+
+def typed_options(ctx: typer.Context) -> dict:
+    """The options the user gave (on the command line or through the environment), not the defaults."""
+    given = ("COMMANDLINE", "ENVIRONMENT")  # by name: typer bundles its own copy of click's ParameterSource
+    return {name: value for name, value in ctx.params.items() if getattr(ctx.get_parameter_source(name), "name", "") in given}
+
+
+def run_sweep(spec, overwrite: bool) -> None:
+    """Each model in turn over every cell, its table printed when it is done."""
     from evals.models import resolve_model
     from evals.registry import TASKS
-    from evals.runner import RunSettings, skipped_shots
     from evals.runner import run as run_cells
+    from evals.runner import skipped_shots
+    from evals.sweep import run_settings
 
-    load_task_modules(task_module)
-    task_names = task or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
-    sources = parse_sources(source)
-    for name in [*task_names, *sources]:
+    load_task_modules(list(spec.task_modules))
+    task_names = list(spec.tasks) or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
+    for name in [*task_names, *spec.sources]:
         TASKS.get(name)
-    if limit is not None and limit < 1:
-        raise ConfigError(f"--limit must be >= 1, got {limit}")
-    settings = RunSettings(
-        shots=parse_int_list(shots, "--shots"), seeds=tuple(seed or (0,)),
-        selections=tuple(s.strip() for s in selection.split(",") if s.strip()), limit=limit,
-        batch_size=batch_size, data_dir=data_dir, output_dir=output_dir, prompt_format=prompt_format,
-        rices=rices_options(embedder, rices_order, rices_dedup_images, rices_index, cache_dir, device),
-        sources=sources, loglik=loglik, metric_variants=tuple(metric_variant or ()), score_closing=score_closing,
-    )
-    with console.status(f"loading model {model}"):
-        loaded = resolve_model(model, device=device, dtype=dtype)
-    for name in task_names:
-        skipped = skipped_shots(TASKS.get(name), settings.shots)
-        if skipped:
-            errors.print(f"note: {name} runs at most {TASKS.get(name).max_shots} shots (its protocol); "
-                         f"skipping {', '.join(map(str, skipped))}-shot")
-    with RichProgress() as progress:
-        results = run_cells(loaded, task_names, settings, progress)
-    console.print(results_table(loaded.info.id, prompt_format or loaded.info.prompt_format, results))
-    console.print(f"records written under {output_dir}/")
+    for name in spec.models:
+        check_model_name(name)  # a typo in the last model fails now, not after the others ran
+    settings = run_settings(spec, overwrite)
+    for model in spec.models:
+        with console.status(f"loading model {model}"):
+            loaded = resolve_model(model, device=spec.device, dtype=spec.dtype)
+        if model == spec.models[0]:
+            for name in task_names:
+                skipped = skipped_shots(TASKS.get(name), settings.shots)
+                if skipped:
+                    errors.print(f"note: {name} runs at most {TASKS.get(name).max_shots} shots (its protocol); "
+                                 f"skipping {', '.join(map(str, skipped))}-shot")
+        with RichProgress() as progress:
+            results = run_cells(loaded, task_names, settings, progress)
+        prompt_format = spec.prompt_format or loaded.info.prompt_format
+        several_seeds = len(spec.seeds) > 1
+        console.print(summary_table(loaded.info.id, prompt_format, results) if several_seeds
+                      else results_table(loaded.info.id, prompt_format, results))
+    console.print(f"records written under {spec.output_dir}/")
+
+
+def check_model_name(name: str) -> None:
+    from evals.registry import MODELS
+
+    if name not in MODELS and not Path(name).is_dir() and "/" not in name:
+        MODELS.get(name)  # the did-you-mean error
 
 
 def results_table(model_id: str, prompt_format: str, results) -> Table:
@@ -133,6 +152,22 @@ def results_table(model_id: str, prompt_format: str, results) -> Table:
         others = ", ".join(f"{k} {v:.2f}" for k, v in r.scores.items() if k != headline)
         table.add_row(r.task, str(r.shots), r.selection, str(r.seed), headline, f"{r.scores[headline]:.2f}", others,
                       str(r.protocol.n_queries), f"{r.timing['wall_seconds']:.1f}")
+    return table
+
+
+def summary_table(model_id: str, prompt_format: str, results) -> Table:
+    """One row per (task, shots, selection): mean ± sample standard deviation over its seeds."""
+    from evals.registry import TASKS
+    from evals.sweep import summarize
+
+    table = Table(title=f"{model_id} ({prompt_format} format): mean ± std over seeds")
+    for column in ("task", "shots", "selection", "seeds", "metric", "mean ± std", "other metrics"):
+        table.add_column(column, justify="right" if column in ("shots", "seeds", "mean ± std") else "left")
+    for row in summarize(results, lambda task: TASKS.get(task).headline):
+        cells = {m: f"{mean:.2f} ± {std:.2f}" for m, (mean, std) in row.stats.items()}
+        others = ", ".join(f"{m} {text}" for m, text in cells.items() if m != row.headline)
+        table.add_row(row.task, str(row.shots), row.selection, str(len(row.seeds)), row.headline,
+                      cells.get(row.headline, "n/a"), others)
     return table
 
 
@@ -368,25 +403,31 @@ def compare_results(
         sys.exit(1)
 
 
+INTERRUPTED = 130  # the shell's exit status for a run stopped by SIGINT
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
     try:
-        app(standalone_mode=False)
+        status = app(standalone_mode=False)
     except EvalsError as error:
         errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
-        errors.print("interrupted: finished cells are already written")
-        sys.exit(130)
+        status = INTERRUPTED
     except Exception as error:  # click's usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(error, click.exceptions.ClickException):
+        kinds = {cls.__name__ for cls in type(error).__mro__}  # by name: typer may bundle its own copy of click
+        if "ClickException" in kinds:
             error.show()
             sys.exit(error.exit_code)
-        if isinstance(error, click.exceptions.Abort):
+        if "Abort" in kinds:
             sys.exit(1)
         raise
+    if status == INTERRUPTED:  # Ctrl-C: typer reports it as this exit status in non-standalone mode
+        errors.print("interrupted: finished cells and journaled samples are kept; run the same command again to resume",
+                     soft_wrap=True)
+    if isinstance(status, int) and status:
+        sys.exit(status)
 
 
 if __name__ == "__main__":

@@ -13,14 +13,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
-from evals.errors import ConfigError
+from evals.errors import ConfigError, DataError
+from evals.images import load_image
+from evals.journal import Entry, Journal, check_key, journal_key, journal_path
 from evals.models.base import LOGLIK_REDUCTIONS, Model
-from evals.records import Cell, Example, Prompt, SampleRecord
+from evals.records import Cell, Example, GenerationParams, Prompt, SampleRecord
 from evals.registry import PROMPT_FORMATS, SELECTORS, TASKS
 from evals.selection import RicesOptions, SelectionContext, Selector, ShotChoice
 from prompts.formats import PromptTemplate, render
 from results.schema import CellResult, Protocol
-from results.store import write_cell
+from results.store import cell_path, read_cell, record_path, samples_path, write_cell
 from tasks.base import Task
 
 
@@ -39,6 +41,8 @@ class RunSettings:
     loglik: str | None = None  # ranked tasks: "sum" or "mean" over candidate tokens; None: the task's own
     metric_variants: tuple[str, ...] = ()  # peers' metric variants by name, applied where a task has one
     score_closing: bool = True  # ranked tasks: score the template's text after the answer too (False: m4/OpenFlamingo)
+    overwrite: bool = False  # delete the records and journals of the cells this run has, and run them afresh
+    skip_bad_samples: bool = False  # a query whose image cannot be decoded is skipped and counted, not fatal
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,37 @@ class Request:
     candidates: tuple[tuple[str, ...], ...] = ()  # ranked tasks: continuations scored after each prompt
 
 
+@dataclass(frozen=True)
+class CellPlan:
+    """One cell ready to run: what it needs, and its protocol, known before any model call."""
+
+    task: Task
+    data: TaskData
+    template: PromptTemplate
+    selector: Selector
+    cell: Cell
+    params: GenerationParams
+    loglik: str
+    variant: str | None
+    protocol: Protocol
+    stem: Path  # where its record, samples and journal go (results.store.cell_path)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One prompt of one query: the piece of model work the runner batches and the journal records."""
+
+    query_id: str
+    view: int  # which of the query's prompts (ranked tasks may have several; Winoground: one per image)
+    shot_ids: tuple[str, ...]
+    prompt: Prompt
+    candidates: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.query_id, self.view)
+
+
 class Progress(TypingProtocol):
     def start(self, description: str, total: int) -> None: ...
     def advance(self, n: int) -> None: ...
@@ -78,81 +113,195 @@ class NoProgress:
 def run(
     model: Model, task_names: Sequence[str], settings: RunSettings, progress: Progress | None = None
 ) -> list[CellResult]:
-    """Evaluate every cell (task x shots x selection x seed); each cell is written as it finishes."""
+    """Evaluate every cell (task x shots x selection x seed); each cell is written as it finishes.
+
+    Resume: a cell whose record exists under this protocol is read back, not run; one recorded under
+    another protocol is refused before any model call (`overwrite` deletes it and runs the cell afresh);
+    samples in a cell's journal are not sent to the model again.
+    """
     progress = progress or NoProgress()
     tasks = [TASKS.get(name) for name in task_names]  # unknown names fail before any work
     prompt_format = PROMPT_FORMATS.get(settings.prompt_format or model.info.prompt_format)
     check_settings(tasks, settings)
-    results = []
-    for task in tasks:
-        template = prompt_format.template(task.template)
-        data = load_task_data(task, settings)
-        check_shots(task, data, settings.shots)
-        selectors = {name: build_selector(name, task, data, model, settings) for name in settings.selections}
-        for cell in task_cells(task, settings):
-            results.append(run_cell(model, task, data, template, selectors[cell.selection], cell, settings, progress))
-    return results
+    plans = [plan for task in tasks for plan in plan_cells(model, task, prompt_format, settings)]
+    finished = [finished_result(plan, settings.overwrite) for plan in plans]
+    return [done or run_cell(model, plan, settings, progress) for plan, done in zip(plans, finished)]
 
 
-def run_cell(
-    model: Model, task: Task, data: TaskData, template: PromptTemplate, selector: Selector, cell: Cell,
-    settings: RunSettings, progress: Progress,
-) -> CellResult:
-    started = time.perf_counter()
-    requests = build_requests(task, template, selector, data, cell, settings.score_closing)
+def plan_cells(model: Model, task: Task, prompt_format, settings: RunSettings) -> list[CellPlan]:
+    """Load the task's data, build its selectors (RICES embeds here, once) and each cell's protocol."""
+    template = prompt_format.template(task.template)
+    data = load_task_data(task, settings)
+    check_shots(task, data, settings.shots)
+    selectors = {name: build_selector(name, task, data, model, settings) for name in settings.selections}
     params = replace(task.generation, stop_sequences=template.stop)
     loglik = settings.loglik or task.loglik
-    progress.start(f"{task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}", sum(len(r.prompts) for r in requests))
-    if task.kind == "generate":
-        outputs, model_seconds = generate_all(model, requests, params, settings.batch_size, progress)
-        predictions = {r.query.id: task.postprocess(o, template.stop) for r, o in zip(requests, outputs)}
-    else:
-        outputs, model_seconds = score_all(model, requests, loglik, settings.batch_size, progress)
-        predictions = {r.query.id: task.decide(r.query, o) for r, o in zip(requests, outputs)}
     variant = chosen_variant(task, settings)
-    metric = task.metric_named(variant)(predictions, data.queries)
+    plans = []
+    for cell in task_cells(task, settings):
+        selector = selectors[cell.selection]
+        protocol = cell_protocol(model, task, data, template, cell, params, selector.describe(), variant, loglik,
+                                 settings.score_closing)
+        stem = cell_path(settings.output_dir, model.info.id, task.name, cell.selection, cell.shots, cell.seed)
+        plans.append(CellPlan(task, data, template, selector, cell, params, loglik, variant, protocol, stem))
+    return plans
+
+
+def finished_result(plan: CellPlan, overwrite: bool) -> CellResult | None:
+    """The cell's stored result when it finished under this protocol; None when it is still to run."""
+    record, journal = record_path(plan.stem), journal_path(plan.stem)
+    if overwrite:
+        for path in (record, samples_path(plan.stem), journal):
+            path.unlink(missing_ok=True)
+        return None
+    if record.exists():
+        stored = read_cell(record)
+        refuse_other_protocol(record, stored.protocol, plan.protocol)
+        journal.unlink(missing_ok=True)  # left when a run was killed between writing the record and this
+        return stored
+    check_key(journal, journal_key(plan.protocol))  # a journal of another protocol stops the run here
+    return None
+
+
+def refuse_other_protocol(record: Path, stored: Protocol, wanted: Protocol) -> None:
+    """Never mix: a record of another protocol under this cell's name stops the run before any model call."""
+    old, new = {**stored.comparable(), "seed": stored.seed}, {**wanted.comparable(), "seed": wanted.seed}
+    differing = [key for key in new if old.get(key) != new[key]]
+    if differing:
+        raise ConfigError(f"{record}: holds a result of another protocol (differs in {', '.join(differing)}); "
+                          "pass --overwrite to replace it, or choose another output folder")
+
+
+def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Progress) -> CellResult:
+    started = time.perf_counter()
+    task, cell, data = plan.task, plan.cell, plan.data
+    requests = build_requests(task, plan.template, plan.selector, data, cell, settings.score_closing)
+    units = work_units(requests)
+    progress.start(f"{task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}", len(units))
+    with Journal(journal_path(plan.stem), journal_key(plan.protocol)) as journal:
+        check_journal(journal, units)
+        resumed = fully_journaled(units, journal.entries)
+        progress.advance(sum(u.key in journal.entries for u in units))
+        done, model_seconds = run_units(model, plan, units, journal, settings, progress)
+    outputs, failed = collect_outputs(task, requests, done)
+    scored = [r for r in requests if r.query.id not in failed]
+    if task.kind == "generate":
+        predictions = {r.query.id: task.postprocess(outputs[r.query.id], plan.template.stop) for r in scored}
+    else:
+        predictions = {r.query.id: task.decide(r.query, outputs[r.query.id]) for r in scored}
+    metric = task.metric_named(plan.variant)(predictions, scored_queries(task, data, failed))
     samples = [
-        SampleRecord(r.query.id, r.shots.ids, prompt_texts(r), o, predictions[r.query.id], metric.per_sample[r.query.id],
-                     r.shots.similarities)
-        for r, o in zip(requests, outputs)
+        SampleRecord(r.query.id, r.shots.ids, prompt_texts(r), outputs[r.query.id], predictions[r.query.id],
+                     metric.per_sample[r.query.id], r.shots.similarities)
+        for r in scored
     ]
-    wall = time.perf_counter() - started
     result = CellResult(
         task=task.name, shots=cell.shots, selection=cell.selection, seed=cell.seed,
         scores=dict(metric.scores), breakdowns={k: dict(v) for k, v in metric.breakdowns.items()},
-        protocol=cell_protocol(model, task, data, template, cell, params, selector.describe(), variant, loglik,
-                               settings.score_closing),
-        timing={"wall_seconds": round(wall, 3), "model_seconds": round(model_seconds, 3),
-                "examples_per_second": round(len(requests) / wall, 2) if wall else 0.0},
+        protocol=plan.protocol, timing=cell_timing(started, model_seconds, len(requests) - resumed, resumed),
+        failures={"failed_samples": len(failed), "reasons": failed},
     )
     write_cell(settings.output_dir, result, samples)
+    journal_path(plan.stem).unlink(missing_ok=True)  # the samples file now holds all the journal did
     return result
 
 
-def generate_all(model: Model, requests: Sequence[Request], params, batch_size: int, progress: Progress):
-    """Each request's generated text, in request order, and the seconds spent inside the model."""
-    outputs, seconds = [], 0.0
-    for batch in batched(requests, batch_size):
-        tick = time.perf_counter()
-        outputs += model.generate([r.prompts[0] for r in batch], params)
-        seconds += time.perf_counter() - tick
-        progress.advance(len(batch))
-    return outputs, seconds
+def work_units(requests: Sequence[Request]) -> list[Unit]:
+    """Each prompt of each request, in request order: the runner batches these and journals each one."""
+    return [
+        Unit(r.query.id, view, r.shots.ids, prompt, r.candidates[view] if r.candidates else ())
+        for r in requests for view, prompt in enumerate(r.prompts)
+    ]
 
 
-def score_all(model: Model, requests: Sequence[Request], loglik: str, batch_size: int, progress: Progress):
-    """Each request's candidate log-likelihoods (one list per prompt), batched by prompt across requests."""
-    flat = [(n, prompt, options) for n, r in enumerate(requests) for prompt, options in zip(r.prompts, r.candidates)]
-    outputs: list[list[list[float]]] = [[] for _ in requests]
+def check_journal(journal: Journal, units: Sequence[Unit]) -> None:
+    """A journal under this protocol whose shots differ from this run's choice is stale: refuse it."""
+    for unit in units:
+        entry = journal.entries.get(unit.key)
+        if entry is not None and entry.shot_ids != unit.shot_ids:
+            raise DataError(f"{journal.path}: sample '{unit.query_id}' was journaled with other shots; "
+                            "pass --overwrite to start the cell afresh")
+
+
+def run_units(
+    model: Model, plan: CellPlan, units: Sequence[Unit], journal: Journal, settings: RunSettings, progress: Progress
+) -> tuple[dict[tuple[str, int], Entry], float]:
+    """Send the units the journal lacks, batch by batch, journaling each batch before the next; returns every
+    unit's entry and the seconds spent inside the model. Batches keep the boundaries of an uninterrupted run
+    (journaled units drop out of their batch), so a resumed run sends the model what it would have sent."""
+    done = dict(journal.entries)
     seconds = 0.0
-    for batch in batched(flat, batch_size):
-        tick = time.perf_counter()
-        scores = model.score([p for _, p, _ in batch], [c for _, _, c in batch], reduction=loglik)
-        seconds += time.perf_counter() - tick
-        for (n, _, _), row in zip(batch, scores):
-            outputs[n].append(row)
-        progress.advance(len(batch))
-    return outputs, seconds
+    for batch in batched(units, settings.batch_size):
+        pending = [u for u in batch if u.key not in done]
+        bad = unreadable_units(pending) if settings.skip_bad_samples else []
+        skipped = {e.key for e in bad}
+        pending = [u for u in pending if u.key not in skipped]
+        entries = list(bad)
+        if pending:
+            tick = time.perf_counter()
+            outputs = call_model(model, plan, pending)
+            seconds += time.perf_counter() - tick
+            entries += [Entry(u.query_id, u.view, u.shot_ids, output) for u, output in zip(pending, outputs)]
+        done.update((e.key, e) for e in journal.append(entries))
+        progress.advance(len(entries))
+    return done, seconds
+
+
+def fully_journaled(units: Sequence[Unit], entries: Mapping[tuple[str, int], Entry]) -> int:
+    """How many queries the journal holds every prompt of (the resumed samples)."""
+    missing = {u.query_id for u in units if u.key not in entries}
+    return len({u.query_id for u in units} - missing)
+
+
+def call_model(model: Model, plan: CellPlan, units: Sequence[Unit]) -> list:
+    if plan.task.kind == "generate":
+        return model.generate([u.prompt for u in units], plan.params)
+    return model.score([u.prompt for u in units], [u.candidates for u in units], reduction=plan.loglik)
+
+
+def unreadable_units(units: Sequence[Unit]) -> list[Entry]:
+    """--skip-bad-samples: units showing an image that cannot be read, as failed entries (decoded images are
+    cached, so the model reads them without decoding again)."""
+    failed = []
+    for unit in units:
+        try:
+            for image in unit.prompt.images:
+                load_image(image)
+        except DataError as error:
+            failed.append(Entry(unit.query_id, unit.view, unit.shot_ids, failed=str(error)))
+    return failed
+
+
+def collect_outputs(task: Task, requests: Sequence[Request], done: Mapping[tuple[str, int], Entry]):
+    """Each request's raw output (generated text, or one list of candidate scores per prompt) by query id,
+    and the queries that failed with why."""
+    outputs, failed = {}, {}
+    for r in requests:
+        entries = [done[(r.query.id, view)] for view in range(len(r.prompts))]
+        reasons = [e.failed for e in entries if e.failed is not None]
+        if reasons:
+            failed[r.query.id] = reasons[0]
+        else:
+            outputs[r.query.id] = entries[0].output if task.kind == "generate" else [e.output for e in entries]
+    return outputs, failed
+
+
+def scored_queries(task: Task, data: TaskData, failed: Mapping[str, str]) -> list[Example]:
+    queries = [q for q in data.queries if q.id not in failed]
+    if not queries:
+        raise DataError(f"task '{task.name}': every sample failed (first: {next(iter(failed.values()))})")
+    return queries
+
+
+def cell_timing(started: float, model_seconds: float, computed: int, resumed: int) -> dict[str, float]:
+    """Wall and model seconds of this process's work on the cell (a resumed cell counts only what it computed)."""
+    wall = time.perf_counter() - started
+    return {
+        "wall_seconds": round(wall, 3), "model_seconds": round(model_seconds, 3),
+        "examples_per_second": round(computed / wall, 2) if wall else 0.0,
+        "overhead_fraction": round(max(0.0, 1.0 - model_seconds / wall), 3) if wall else 0.0,
+        "resumed_samples": resumed,
+    }
 
 
 def prompt_texts(request: Request) -> str | list[str]:

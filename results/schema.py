@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import platform
-from dataclasses import asdict, dataclass, field
+import subprocess
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from functools import lru_cache
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2  # 2: ranked tasks (kind, loglik), metric variants by name
+from evals.errors import DataError
+
+# 2: ranked tasks (kind, loglik), metric variants by name.
+# 3: protocol.git_commit (provenance, not compared); timing gains overhead_fraction and resumed_samples;
+#    failures ({"failed_samples": n, "reasons": {id: why}}: samples skipped with --skip-bad-samples).
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (2, 3)  # a v2 record reads with the v3 defaults (git commit "unknown", no failures)
+GIT_TIMEOUT_SECONDS = 2.0
 
 
 def package_versions() -> dict[str, str]:
@@ -19,6 +31,29 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
+
+
+@lru_cache(maxsize=1)
+def harness_commit() -> str:
+    """The git commit of the checkout this harness runs from (`-dirty` when tracked files differ from it),
+    or "unknown" for an installed copy, a machine without git, or a git that does not answer in time."""
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():  # an installed package: an enclosing repository would be someone else's
+        return "unknown"
+    head = git(root, "rev-parse", "HEAD")
+    if not head:
+        return "unknown"
+    changes = git(root, "status", "--porcelain", "--untracked-files=no")
+    return head + ("-dirty" if changes else "") if changes is not None else head
+
+
+def git(root: Path, *args: str) -> str | None:
+    try:
+        done = subprocess.run(["git", "-C", str(root), *args], check=False, capture_output=True, text=True,
+                              timeout=GIT_TIMEOUT_SECONDS)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 @dataclass(frozen=True)
@@ -50,14 +85,25 @@ class Protocol:
     metric: str  # the metric function, or the peers' variant chosen by name
     postprocess: str
     versions: dict[str, str] = field(default_factory=package_versions)
+    git_commit: str = field(default_factory=harness_commit)
 
     def comparable(self) -> dict[str, Any]:
         """The fields that decide a cell's numbers: two results belong in one column when these agree
-        (package versions are provenance, shown but not compared; the seed is what a sweep varies)."""
+        (package versions and the harness commit are provenance, shown but not compared; the seed is what
+        a sweep varies)."""
         return {k: v for k, v in asdict(self).items() if k not in NOT_COMPARED}
 
+    def comparable_hash(self) -> str:
+        """A short stable digest of `comparable()`, for keys and column labels."""
+        text = json.dumps(self.comparable(), sort_keys=True, ensure_ascii=False)
+        return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
-NOT_COMPARED = frozenset({"versions", "seed"})
+
+NOT_COMPARED = frozenset({"versions", "git_commit", "seed"})
+
+
+def no_failures() -> dict[str, Any]:
+    return {"failed_samples": 0, "reasons": {}}
 
 
 @dataclass(frozen=True)
@@ -69,8 +115,37 @@ class CellResult:
     scores: dict[str, float]
     breakdowns: dict[str, dict[str, float]]
     protocol: Protocol
+    # wall_seconds, model_seconds, examples_per_second (samples computed by this process / wall),
+    # overhead_fraction (share of wall time outside model calls), resumed_samples (read back from a journal)
     timing: dict[str, float]
+    failures: dict[str, Any] = field(default_factory=no_failures)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str) -> CellResult:
+        """A record read back (`where` names its file in errors); v2 records get the v3 defaults."""
+        record = checked_fields(cls, data, where, "record")
+        if record["schema_version"] not in READABLE_VERSIONS:
+            raise DataError(f"{where}: schema_version {record['schema_version']} is not one this evals reads "
+                            f"({', '.join(map(str, READABLE_VERSIONS))})")
+        protocol = Protocol(**{"git_commit": "unknown", **checked_fields(Protocol, record["protocol"], where, "protocol")})
+        return cls(**{**record, "protocol": protocol})
+
+
+def checked_fields(cls, data: Any, where: str, what: str) -> dict[str, Any]:
+    """`data` as keyword arguments for dataclass `cls`: every field without a default present, none unknown."""
+    if not isinstance(data, dict):
+        raise DataError(f"{where}: {what} is not a JSON object")
+    names = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(names))
+    if unknown:
+        raise DataError(f"{where}: {what} has unknown field '{unknown[0]}' (written by a newer evals?)")
+    for name, spec in names.items():
+        if spec.default is MISSING and spec.default_factory is MISSING and name not in data:
+            raise DataError(f"{where}: {what} has no field '{name}'")
+    if "schema_version" in names and "schema_version" not in data:
+        raise DataError(f"{where}: {what} has no field 'schema_version'")
+    return dict(data)

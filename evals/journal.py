@@ -1,0 +1,165 @@
+"""The per-cell journal that lets a killed run resume: finished samples' raw model outputs, appended and synced.
+
+One JSON line per finished unit of model work (a query's prompt; ranked tasks with several prompts per
+query give one unit per prompt), written batch by batch with one `write` and an `fsync`, so a `kill -9`
+loses at most the batch in flight and a power loss at most a torn last line, which reading ignores.
+The first line holds the key of the cell's protocol (`journal_key`): a journal written under another
+protocol is never read as this one. The runner deletes the journal once the cell's record is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Self
+
+from evals.errors import ConfigError, DataError
+from results.schema import Protocol
+from results.store import sync_folder
+
+JOURNAL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One finished unit: the query, which of its prompts, the shots it was asked with, and the model's raw
+    output (text, or candidate log-likelihoods), or why it failed (a sample skipped with --skip-bad-samples)."""
+
+    id: str
+    view: int
+    shot_ids: tuple[str, ...]
+    output: Any = None
+    failed: str | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.id, self.view)
+
+    def to_json(self) -> str:
+        row = {"id": self.id, "view": self.view, "shot_ids": list(self.shot_ids)}
+        row.update({"failed": self.failed} if self.failed is not None else {"output": self.output})
+        return json.dumps(row, ensure_ascii=False)
+
+
+def journal_key(protocol: Protocol) -> str:
+    """What a journal must have been written under to be reused: the comparable protocol and the seed."""
+    text = json.dumps({**protocol.comparable(), "seed": protocol.seed}, sort_keys=True, ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def journal_path(stem: Path) -> Path:
+    return stem.with_name(stem.name + ".journal.jsonl")
+
+
+def complete_lines(path: Path) -> list[str]:
+    """The file's complete lines: a last line without its newline was torn by a kill and is dropped."""
+    try:
+        text = path.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return []
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the journal ({error})") from None
+    lines = text.split("\n")
+    return lines[:-1]  # the piece after the last newline is empty, or torn
+
+
+def stored_key(path: Path) -> str | None:
+    """The protocol key a journal was written under; None when there is no journal (or only a torn header)."""
+    try:
+        with open(path, "rb") as handle:
+            first = handle.readline()
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the journal ({error})") from None
+    if not first.endswith(b"\n"):
+        return None
+    header = parse_line(path, 1, first.decode("utf-8", errors="replace"))
+    if not isinstance(header, dict) or header.get("journal") != JOURNAL_VERSION or not isinstance(header.get("key"), str):
+        raise DataError(f"{path}: line 1 is not a version-{JOURNAL_VERSION} journal header (delete the file or pass --overwrite)")
+    return header["key"]
+
+
+def parse_line(path: Path, number: int, line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DataError(f"{path}: line {number} is malformed JSON ({error.msg}); delete the file or pass --overwrite") from None
+
+
+def check_key(path: Path, key: str) -> bool:
+    """Whether a journal written under `key` exists; a journal of another protocol is refused, never reused."""
+    found = stored_key(path)
+    if found is not None and found != key:
+        raise ConfigError(f"{path}: journal of a run with another protocol; pass --overwrite to start the cell afresh, "
+                          "or choose another output folder")
+    return found is not None
+
+
+def read_entries(path: Path, key: str) -> dict[tuple[str, int], Entry]:
+    """The finished units a journal holds, by (query id, prompt index); {} when there is none yet."""
+    if not check_key(path, key):
+        return {}
+    entries = {}
+    for number, line in enumerate(complete_lines(path)[1:], start=2):
+        entry = entry_from(path, number, parse_line(path, number, line))
+        entries[entry.key] = entry
+    return entries
+
+
+def entry_from(path: Path, number: int, row: Any) -> Entry:
+    if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("view"), int) \
+            or not isinstance(row.get("shot_ids"), list) or ("output" not in row and "failed" not in row):
+        raise DataError(f"{path}: line {number} is not a journal entry (id, view, shot_ids, output or failed)")
+    return Entry(row["id"], row["view"], tuple(row["shot_ids"]), row.get("output"), row.get("failed"))
+
+
+class Journal:
+    """An open journal of one cell: `entries` are the units finished before (a resumed run skips them);
+    `append` adds a batch of finished units durably before the runner goes on."""
+
+    def __init__(self, path: Path, key: str) -> None:
+        self.path = path
+        fresh = not check_key(path, key)
+        self.entries = {} if fresh else read_entries(path, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fresh:  # no journal, or only a torn header: start the file over
+            path.unlink(missing_ok=True)
+        else:
+            drop_torn_tail(path)  # appending after a torn line would glue it to the next entry
+        self.handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if fresh:
+            self.write(json.dumps({"journal": JOURNAL_VERSION, "key": key}) + "\n")
+            sync_folder(path.parent)
+
+    def append(self, entries: Sequence[Entry]) -> list[Entry]:
+        """Write the entries durably; returns them as they will read back (outputs through JSON), so a
+        resumed run and an uninterrupted one score exactly the same values."""
+        self.write("".join(e.to_json() + "\n" for e in entries))
+        return [replace(e, output=json.loads(json.dumps(e.output))) for e in entries]
+
+    def write(self, text: str) -> None:
+        data = text.encode("utf-8")
+        while data:  # one write for a whole batch; loop only if the kernel took part of it
+            data = data[os.write(self.handle, data):]
+        os.fsync(self.handle)
+
+    def close(self) -> None:
+        os.close(self.handle)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def drop_torn_tail(path: Path) -> None:
+    data = path.read_bytes()
+    complete = data.rfind(b"\n") + 1
+    if complete < len(data):
+        os.truncate(path, complete)
