@@ -92,7 +92,7 @@ def test_imagenet_scores_the_gold_class_first_as_100(tmp_path, names):
     assert [r.scores for r in results] == [{"accuracy": 100.0, "top5_accuracy": 100.0}] * 2
     # Gold always second best: top-1 is never right, top-5 always is.
     second = ScriptedModel(candidate_scores=lambda p, c: {0.0: -0.5, -1.0: -2.0}[imagenet_truth(p, c)] + 2 * (c == IMAGENET_TEMPLATE.continuation("goldfish")))
-    (result,) = run(second, ["imagenet"], replace(settings, shots=(0,)))
+    (result,) = run(second, ["imagenet"], replace(settings, shots=(0,), overwrite=True))  # another scripted model
     assert result.scores == {"accuracy": 25.0, "top5_accuracy": 100.0}  # only goldfish queries are right
 
 
