@@ -68,8 +68,8 @@ def run(
     rices_index: Annotated[str, typer.Option(help="RICES search: exact (default) or ivf (approximate, large sets).")] = "exact",
     cache_dir: Annotated[Optional[Path], typer.Option(help=CACHE_HELP)] = None,
     source: Annotated[Optional[list[str]], typer.Option(help=SOURCE_HELP)] = None,
-    loglik: Annotated[Optional[str], typer.Option(help="Ranked tasks: score a candidate by the sum (m4) or mean "
-                                                        "(OpenFlamingo) of its token log-probabilities. Default: the task's own.")] = None,
+    loglik: Annotated[Optional[str], typer.Option(help="Ranked tasks: score a candidate by the sum (m4) or mean (OpenFlamingo) "
+                                                        "of its token log-probabilities. Default: the task's own.")] = None,
     score_closing: Annotated[bool, typer.Option(help="Ranked tasks: score the template's text after the answer too "
                                                      "(e.g. '\\n', <end_of_utterance>), so no candidate wins by being a "
                                                      "prefix of another; --no-score-closing scores the answer alone (m4, "
@@ -251,10 +251,10 @@ SCORE_PREDICTIONS_HELP = (
 )
 SCORE_ANNOTATIONS_HELP = (
     "Reference file: vqa: official annotations JSON; textvqa: TextVQA_0.5.1_val.json (data: question_id, answers); "
-    "vizwiz: Annotations/val.json (a list of {image, answers, answer_type}); captions: COCO-format JSON (images + annotations {image_id, "
-    "caption}); classification: JSONL {id, label}; hateful_memes: dev.jsonl (id, img, label, text); visdial: dense "
-    "annotations JSON [{image_id, round_id, gt_relevance}]; winoground: examples JSONL (id, caption_0, caption_1, "
-    "image_0, image_1)."
+    "vizwiz: Annotations/val.json (a list of {image, answers, answer_type}); captions: COCO-format JSON (images + "
+    "annotations {image_id, caption}); classification: JSONL {id, label}; hateful_memes: dev.jsonl (id, img, label, "
+    "text); visdial: dense annotations JSON [{image_id, round_id, gt_relevance}]; winoground: examples JSONL (id, "
+    "caption_0, caption_1, image_0, image_1)."
 )
 SCORE_VARIANT_HELP = "A peers' metric variant: visdial: ndcg_sklearn (m4: scikit-learn NDCG over all 100 options)."
 
@@ -340,7 +340,8 @@ RESULTS_HELP = "Cell record files, or folders searched recursively for them (sam
 @app.command()
 def leaderboard(
     results: Annotated[list[Path], typer.Argument(help=RESULTS_HELP)],
-    table_format: Annotated[str, typer.Option("--format", help="md, csv (one row per cell group: mean, std, n), latex or html.")] = "md",
+    table_format: Annotated[str, typer.Option("--format", help="md, csv (one row per cell group: mean, std, n), latex or "
+                                                               "html.")] = "md",
     output: Annotated[Optional[Path], typer.Option(help="Write the table here instead of printing it.")] = None,
     plot: Annotated[Optional[Path], typer.Option(help="Also draw score against shots per task to this PNG file.")] = None,
     metric: Annotated[Optional[list[str]], typer.Option(help="Show this metric where a task has it, instead of its "

@@ -14,12 +14,20 @@ from pathlib import Path
 from typing import Protocol as TypingProtocol
 
 from evals.errors import ConfigError, DataError
-from evals.images import load_image
-from evals.journal import Entry, Journal, check_key, journal_key, journal_path
+from evals.execution import (
+    ModelCall,
+    Request,
+    check_journal,
+    collect_outputs,
+    fully_journaled,
+    run_units,
+    work_units,
+)
+from evals.journal import Journal, check_key, journal_key, journal_path
 from evals.models.base import LOGLIK_REDUCTIONS, Model
-from evals.records import Cell, Example, GenerationParams, Prompt, SampleRecord
+from evals.records import Cell, Example, GenerationParams, SampleRecord
 from evals.registry import PROMPT_FORMATS, SELECTORS, TASKS
-from evals.selection import RicesOptions, SelectionContext, Selector, ShotChoice
+from evals.selection import RicesOptions, SelectionContext, Selector
 from prompts.formats import PromptTemplate, render
 from results.schema import CellResult, Protocol
 from results.store import cell_path, read_cell, record_path, samples_path, write_cell
@@ -55,16 +63,6 @@ class TaskData:
 
 
 @dataclass(frozen=True)
-class Request:
-    """One query's model input: a prompt to continue, or (ranked tasks) prompts with candidates to score."""
-
-    query: Example
-    shots: ShotChoice
-    prompts: tuple[Prompt, ...]
-    candidates: tuple[tuple[str, ...], ...] = ()  # ranked tasks: continuations scored after each prompt
-
-
-@dataclass(frozen=True)
 class CellPlan:
     """One cell ready to run: what it needs, and its protocol, known before any model call."""
 
@@ -78,21 +76,6 @@ class CellPlan:
     variant: str | None
     protocol: Protocol
     stem: Path  # where its record, samples and journal go (results.store.cell_path)
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One prompt of one query: the piece of model work the runner batches and the journal records."""
-
-    query_id: str
-    view: int  # which of the query's prompts (ranked tasks may have several; Winoground: one per image)
-    shot_ids: tuple[str, ...]
-    prompt: Prompt
-    candidates: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.query_id, self.view)
 
 
 class Progress(TypingProtocol):
@@ -182,7 +165,9 @@ def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Prog
         check_journal(journal, units)
         resumed = fully_journaled(units, journal.entries)
         progress.advance(sum(u.key in journal.entries for u in units))
-        done, model_seconds = run_units(model, plan, units, journal, settings, progress)
+        call = ModelCall(task.kind, plan.params, plan.loglik)
+        done, model_seconds = run_units(model, call, units, journal, settings.batch_size, settings.skip_bad_samples,
+                                        progress.advance)
     outputs, failed = collect_outputs(task, requests, done)
     scored = [r for r in requests if r.query.id not in failed]
     if task.kind == "generate":
@@ -204,86 +189,6 @@ def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Prog
     write_cell(settings.output_dir, result, samples)
     journal_path(plan.stem).unlink(missing_ok=True)  # the samples file now holds all the journal did
     return result
-
-
-def work_units(requests: Sequence[Request]) -> list[Unit]:
-    """Each prompt of each request, in request order: the runner batches these and journals each one."""
-    return [
-        Unit(r.query.id, view, r.shots.ids, prompt, r.candidates[view] if r.candidates else ())
-        for r in requests for view, prompt in enumerate(r.prompts)
-    ]
-
-
-def check_journal(journal: Journal, units: Sequence[Unit]) -> None:
-    """A journal under this protocol whose shots differ from this run's choice is stale: refuse it."""
-    for unit in units:
-        entry = journal.entries.get(unit.key)
-        if entry is not None and entry.shot_ids != unit.shot_ids:
-            raise DataError(f"{journal.path}: sample '{unit.query_id}' was journaled with other shots; "
-                            "pass --overwrite to start the cell afresh")
-
-
-def run_units(
-    model: Model, plan: CellPlan, units: Sequence[Unit], journal: Journal, settings: RunSettings, progress: Progress
-) -> tuple[dict[tuple[str, int], Entry], float]:
-    """Send the units the journal lacks, batch by batch, journaling each batch before the next; returns every
-    unit's entry and the seconds spent inside the model. Batches keep the boundaries of an uninterrupted run
-    (journaled units drop out of their batch), so a resumed run sends the model what it would have sent."""
-    done = dict(journal.entries)
-    seconds = 0.0
-    for batch in batched(units, settings.batch_size):
-        pending = [u for u in batch if u.key not in done]
-        bad = unreadable_units(pending) if settings.skip_bad_samples else []
-        skipped = {e.key for e in bad}
-        pending = [u for u in pending if u.key not in skipped]
-        entries = list(bad)
-        if pending:
-            tick = time.perf_counter()
-            outputs = call_model(model, plan, pending)
-            seconds += time.perf_counter() - tick
-            entries += [Entry(u.query_id, u.view, u.shot_ids, output) for u, output in zip(pending, outputs)]
-        done.update((e.key, e) for e in journal.append(entries))
-        progress.advance(len(entries))
-    return done, seconds
-
-
-def fully_journaled(units: Sequence[Unit], entries: Mapping[tuple[str, int], Entry]) -> int:
-    """How many queries the journal holds every prompt of (the resumed samples)."""
-    missing = {u.query_id for u in units if u.key not in entries}
-    return len({u.query_id for u in units} - missing)
-
-
-def call_model(model: Model, plan: CellPlan, units: Sequence[Unit]) -> list:
-    if plan.task.kind == "generate":
-        return model.generate([u.prompt for u in units], plan.params)
-    return model.score([u.prompt for u in units], [u.candidates for u in units], reduction=plan.loglik)
-
-
-def unreadable_units(units: Sequence[Unit]) -> list[Entry]:
-    """--skip-bad-samples: units showing an image that cannot be read, as failed entries (decoded images are
-    cached, so the model reads them without decoding again)."""
-    failed = []
-    for unit in units:
-        try:
-            for image in unit.prompt.images:
-                load_image(image)
-        except DataError as error:
-            failed.append(Entry(unit.query_id, unit.view, unit.shot_ids, failed=str(error)))
-    return failed
-
-
-def collect_outputs(task: Task, requests: Sequence[Request], done: Mapping[tuple[str, int], Entry]):
-    """Each request's raw output (generated text, or one list of candidate scores per prompt) by query id,
-    and the queries that failed with why."""
-    outputs, failed = {}, {}
-    for r in requests:
-        entries = [done[(r.query.id, view)] for view in range(len(r.prompts))]
-        reasons = [e.failed for e in entries if e.failed is not None]
-        if reasons:
-            failed[r.query.id] = reasons[0]
-        else:
-            outputs[r.query.id] = entries[0].output if task.kind == "generate" else [e.output for e in entries]
-    return outputs, failed
 
 
 def scored_queries(task: Task, data: TaskData, failed: Mapping[str, str]) -> list[Example]:
@@ -393,13 +298,6 @@ def build_requests(
         candidates = tuple(tuple(template.continuation(c, score_closing) for c in v.candidates) for v in views)
         requests.append(Request(query, choice, prompts, candidates))
     return requests
-
-
-def batched(items: Sequence, size: int) -> Iterator[Sequence]:
-    if size < 1:
-        raise ConfigError(f"batch size must be >= 1, got {size}")
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def fingerprint(examples: Sequence[Example]) -> str:
