@@ -13,7 +13,8 @@ from pathlib import Path
 from evals.errors import ConfigError, DataError, EvalsError
 from evals.images import load_image
 from evals.models.base import LOGLIK_REDUCTIONS, ModelInfo
-from evals.records import GenerationParams, Prompt, TextSegment
+from evals.models.vision_cache import cache_from_settings
+from evals.records import GenerationParams, ImageRef, ImageSegment, Prompt, TextSegment
 
 BANNED_TOKENS = ("<image>", "<fake_token_around_image>")
 DTYPES = ("float32", "bfloat16", "float16")
@@ -33,8 +34,11 @@ class IdeficsModel:
     """Batched generation and candidate scoring for IDEFICS base and instruct checkpoints."""
 
     def __init__(
-        self, model, processor, info: ModelInfo, device: str, score_token_budget: int = SCORE_TOKEN_BUDGET
+        self, model, processor, info: ModelInfo, device: str, score_token_budget: int = SCORE_TOKEN_BUDGET,
+        feature_cache: bool | None = None, feature_cache_bytes: int | None = None,
     ) -> None:
+        """`feature_cache` / `feature_cache_bytes`: image features encoded once per image and kept (LRU) within
+        the byte bound; None reads EVALS_FEATURE_CACHE / EVALS_FEATURE_CACHE_MB (default: on, 1 GiB)."""
         if score_token_budget < 1:
             raise ConfigError(f"score_token_budget must be a positive number of tokens, not {score_token_budget}")
         self.model = model
@@ -46,6 +50,7 @@ class IdeficsModel:
         self.device = device
         vocab = self.tokenizer.get_vocab()
         self.bad_words_ids = [[vocab[t]] for t in BANNED_TOKENS if t in vocab]
+        self.feature_cache = cache_from_settings(feature_cache, feature_cache_bytes)
 
     @classmethod
     def load(
@@ -75,19 +80,81 @@ class IdeficsModel:
         info = ModelInfo(name, "idefics", checkpoint_revision(str(checkpoint), model), dtype, prompt_format)
         return cls(model, processor, info, device)
 
-    def encode(self, prompts: Sequence[Prompt], extra_tokens: Sequence[int] | None = None, extra_what: str = ""):
+    def encode(
+        self, prompts: Sequence[Prompt], extra_tokens: Sequence[int] | None = None, extra_what: str = "", pixels: bool = True
+    ):
         """Processor inputs for a batch: text as given (no automatic end-of-utterance), images decoded once.
 
         Nothing is truncated: a prompt that with `extra_tokens[i]` more tokens (the longest candidate,
-        or the tokens to generate) would run past the model's positions is a DataError.
+        or the tokens to generate) would run past the model's positions is a DataError. `pixels=False`
+        hands the processor a blank stand-in for every image (its tokens and masks do not depend on the
+        pixels), for callers that replace pixel values with cached features.
         """
-        items = [
-            [s.text if isinstance(s, TextSegment) else load_image(s.image) for s in prompt.segments]
-            for prompt in prompts
-        ]
+        image = load_image if pixels else self.blank_image
+        items = [[s.text if isinstance(s, TextSegment) else image(s.image) for s in prompt.segments] for prompt in prompts]
         inputs = self.processor(text=items, add_end_of_utterance_token=False, return_tensors="pt")
         self.check_length(prompts, inputs["attention_mask"].sum(dim=1).tolist(), extra_tokens or [0] * len(prompts), extra_what)
         return inputs.to(self.device)
+
+    def blank_image(self, _ref: ImageRef):
+        from PIL import Image
+
+        return Image.new("RGB", (8, 8))  # 8x8: a 1x1 image would be read as channels-first
+
+    def model_inputs(self, prompts: Sequence[Prompt], extra_tokens: Sequence[int], extra_what: str):
+        """`encode`'s inputs; with the feature cache on, each image's cached features replace the pixel values."""
+        if self.feature_cache is None:
+            return self.encode(prompts, extra_tokens, extra_what)
+        inputs = self.encode(prompts, extra_tokens, extra_what, pixels=False)
+        del inputs["pixel_values"]
+        inputs[self.image_key] = self.batch_features(prompts, inputs["image_attention_mask"].shape[2])
+        return inputs
+
+    @property
+    def image_key(self) -> str:
+        """The forward argument that takes precomputed image features: after the perceiver when the checkpoint has one."""
+        return "perceiver_embeddings" if self.model.config.use_resampler else "image_encoder_embeddings"
+
+    def batch_features(self, prompts: Sequence[Prompt], slots: int):
+        """(prompts, slots, tokens, width) features, prompt i's j-th image in slot j as the processor orders pixel values.
+
+        Slots past a prompt's images are zeros: the image attention mask gives them no weight (and the
+        gate zeroes tokens that see no image), so they stand in exactly for the zero pixels peers encode.
+        """
+        import torch
+
+        rows = []
+        for prompt in prompts:
+            images = [self.image_features(s.image) for s in prompt.segments if isinstance(s, ImageSegment)]
+            blank = torch.zeros(self.feature_shape(), dtype=self.model.dtype, device=self.device)
+            rows.append(torch.stack(images + [blank] * (slots - len(images))))
+        return torch.stack(rows)
+
+    def feature_shape(self) -> tuple[int, int]:
+        vision = self.model.config.vision_config
+        if self.model.config.use_resampler:
+            return self.model.config.perceiver_config.resampler_n_latents, vision.embed_dim
+        return (vision.image_size // vision.patch_size) ** 2 + 1, vision.embed_dim
+
+    def image_features(self, ref: ImageRef):
+        """One image's features from the cache, or encoded now (alone, so no batch can change them) and kept."""
+        features = self.feature_cache.get(ref)
+        if features is None:
+            features = self.encode_image(load_image(ref))
+            self.feature_cache.put(ref, features)
+        return features
+
+    def encode_image(self, image):
+        """The vision tower (and perceiver) on one decoded image, as the model's forward runs them on pixel values."""
+        import torch
+
+        pixels = self.processor.image_processor([image], return_tensors="pt")
+        pixels = getattr(pixels, "pixel_values", pixels).to(self.device, self.model.dtype)
+        with torch.inference_mode():
+            hidden = self.model.model.vision_model(pixel_values=pixels).last_hidden_state
+            if self.model.config.use_resampler:
+                hidden = self.model.model.perceiver_resampler(hidden)
+        return hidden[0]
 
     def check_length(self, prompts: Sequence[Prompt], lengths: Sequence[int], extra: Sequence[int], extra_what: str) -> None:
         # Rotary positions past the trained range raise nothing in transformers; the scores would be silently wrong.
@@ -123,7 +190,7 @@ class IdeficsModel:
     def generate(self, prompts: Sequence[Prompt], params: GenerationParams) -> list[str]:
         import torch
 
-        inputs = self.encode(prompts, [params.max_new_tokens] * len(prompts), "new tokens to generate")
+        inputs = self.model_inputs(prompts, [params.max_new_tokens] * len(prompts), "new tokens to generate")
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,
@@ -167,7 +234,7 @@ class IdeficsModel:
             return []
         ids = self.candidate_ids(prompts, candidates)
         longest = [max((len(c) for c in options), default=0) for options in ids]
-        inputs = self.encode(prompts, longest, "candidate tokens")
+        inputs = self.model_inputs(prompts, longest, "candidate tokens")
         rows = [(p, c) for p, options in enumerate(ids) for c in options]
         with torch.inference_mode():
             prefix = self.model(**inputs, use_cache=True, logits_to_keep=1)
@@ -205,7 +272,6 @@ class IdeficsModel:
         layers = prefix.past_key_values.layers
         cache = DynamicCache(ddp_cache_data=[(layer.keys[index], layer.values[index]) for layer in layers], config=self.model.config)
         images = prefix.image_hidden_states[index]  # after the perceiver when the checkpoint has one
-        image_key = "perceiver_embeddings" if self.model.config.use_resampler else "image_encoder_embeddings"
         logits = self.model(
             input_ids=feed,
             # the full mask gives each row its own positions after its prompt's left padding
@@ -214,7 +280,7 @@ class IdeficsModel:
             image_attention_mask=inputs["image_attention_mask"][index, -1:].expand(-1, width, -1),
             past_key_values=cache,
             use_cache=True,
-            **{image_key: images},
+            **{self.image_key: images},
         ).logits.float()
         picked = logits.gather(2, targets.unsqueeze(2)).squeeze(2) - torch.logsumexp(logits, dim=-1)
         return (picked * mask).sum(dim=1)
@@ -222,7 +288,7 @@ class IdeficsModel:
     def score_naive(
         self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum"
     ) -> list[list[float]]:
-        """The reference for `score`: one full forward (prompt, images and candidate) per candidate."""
+        """The reference for `score`: one full forward (prompt, pixel values and candidate) per candidate, no feature cache."""
         import torch
 
         check_request(prompts, candidates, reduction)
