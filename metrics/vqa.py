@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -82,6 +82,46 @@ def question_accuracy(prediction: str, answers: Sequence[str]) -> float:
     return sum(min(1, float(matches - (a == prediction)) / 3) for a in answers) / len(answers)
 
 
+class Memo(dict):
+    """key -> compute(key), computed once per distinct key. VQA answers repeat massively (yes, no, 2,
+    white ...), so the official per-question normalisation redoes the same work millions of times."""
+
+    def __init__(self, compute: Callable) -> None:
+        super().__init__()
+        self.compute = compute
+
+    def __missing__(self, key: Hashable):
+        value = self[key] = self.compute(key)
+        return value
+
+
+@lru_cache(maxsize=1024)
+def pattern_accuracy(matches: tuple[bool, ...]) -> float:
+    """The accuracy of a prediction equal to the human answers at the True positions: the same sum,
+    in answer order, as question_accuracy, so the same float to the last bit."""
+    total = sum(matches)
+    return sum(min(1, float(total - hit) / 3) for hit in matches) / len(matches)
+
+
+def question_accuracies(predictions: Sequence[str], answer_lists: Sequence[tuple[str, ...]]) -> list[float]:
+    """question_accuracy of many questions at once, the same floats: each distinct text is cleaned and
+    normalised once, and a (prediction, answers) pair seen before is not scored again.
+
+    A non-string answer or prediction raises AttributeError (or TypeError when unhashable): callers
+    convert or reject them first.
+    """
+    cleaned, normalized = Memo(clean_whitespace), Memo(normalize.__wrapped__)
+
+    def score(pair: tuple[str, tuple[str, ...]]) -> float:
+        prediction, answers = cleaned[pair[0]], [cleaned[a] for a in pair[1]]
+        if answers.count(answers[0]) != len(answers):  # not all identical: the scorer normalises
+            prediction, answers = normalized[prediction], [normalized[a] for a in answers]
+        return pattern_accuracy(tuple(a == prediction for a in answers))
+
+    scored = Memo(score)
+    return [scored[pair] for pair in zip(predictions, answer_lists)]
+
+
 @dataclass(frozen=True)
 class VQAReference:
     question_id: str
@@ -104,21 +144,28 @@ def mean_percent(values: Sequence[float]) -> float:
     return round(100 * float(sum(values)) / len(values), 2)
 
 
+def grouped_percent(accuracies: Sequence[float], groups: Sequence[str]) -> dict[str, float]:
+    """mean_percent per group, groups in order of first appearance and values in question order (as the scorer sums)."""
+    members: dict[str, list[float]] = {}
+    for group, accuracy in zip(groups, accuracies):
+        members.setdefault(group, []).append(accuracy)
+    return {group: mean_percent(values) for group, values in members.items()}
+
+
+def summarize(ids: Sequence[str], accuracies: Sequence[float], question_types: Sequence[str],
+              answer_types: Sequence[str]) -> VQAScore:
+    """The scorer's outputs from per-question accuracies, all in question order."""
+    rounded = Memo(lambda accuracy: round(100 * accuracy, 2))  # a few dozen distinct accuracies (k/30)
+    return VQAScore(
+        overall=mean_percent(accuracies),
+        per_question_type=grouped_percent(accuracies, question_types),
+        per_answer_type=grouped_percent(accuracies, answer_types),
+        per_question={qid: rounded[accuracy] for qid, accuracy in zip(ids, accuracies)},
+    )
+
+
 def vqa_accuracy(predictions: Mapping[str, str], references: Sequence[VQAReference]) -> VQAScore:
     """Score predictions (question id -> answer) over `references`, in reference order as the scorer does."""
-    overall: list[float] = []
-    by_question_type: dict[str, list[float]] = {}
-    by_answer_type: dict[str, list[float]] = {}
-    per_question: dict[str, float] = {}
-    for ref in references:
-        accuracy = question_accuracy(predictions[ref.question_id], ref.answers)
-        overall.append(accuracy)
-        by_question_type.setdefault(ref.question_type, []).append(accuracy)
-        by_answer_type.setdefault(ref.answer_type, []).append(accuracy)
-        per_question[ref.question_id] = round(100 * accuracy, 2)
-    return VQAScore(
-        overall=mean_percent(overall),
-        per_question_type={k: mean_percent(v) for k, v in by_question_type.items()},
-        per_answer_type={k: mean_percent(v) for k, v in by_answer_type.items()},
-        per_question=per_question,
-    )
+    ids = [ref.question_id for ref in references]
+    accuracies = question_accuracies([predictions[qid] for qid in ids], [tuple(ref.answers) for ref in references])
+    return summarize(ids, accuracies, [ref.question_type for ref in references], [ref.answer_type for ref in references])
