@@ -181,12 +181,16 @@ def reference_score(predictions: Path, annotations: Path, questions: Path) -> di
     results = {r["question_id"]: r for r in json.loads(predictions.read_text())}
     assert set(results) == asked == set(annotated), "results do not answer the questions of the annotations"
     overall, by_question_type, by_answer_type, per_question = [], {}, {}, {}
+    eval_question_type: dict[str, dict] = {}  # the scorer's evalQuesType and evalAnsType, filled per question as it does
+    eval_answer_type: dict[str, dict] = {}
     for qid, annotation in annotated.items():
         accuracy = reference_question(results[qid]["answer"], annotation["answers"])
         overall.append(accuracy)
         by_question_type.setdefault(annotation["question_type"], []).append(accuracy)
         by_answer_type.setdefault(annotation["answer_type"], []).append(accuracy)
         per_question[str(qid)] = round(100 * accuracy, 2)
+        eval_question_type.setdefault(annotation["question_type"], {})[qid] = round(100 * accuracy, 2)
+        eval_answer_type.setdefault(annotation["answer_type"], {})[qid] = round(100 * accuracy, 2)
 
     def percent(values: list[float]) -> float:
         return round(100 * float(sum(values)) / len(values), 2)

@@ -103,6 +103,15 @@ def pattern_accuracy(matches: tuple[bool, ...]) -> float:
     return sum(min(1, float(total - hit) / 3) for hit in matches) / len(matches)
 
 
+def matched_accuracy(prediction: str, answers: list[str]) -> float:
+    """pattern_accuracy without building the pattern where the order of the terms cannot change the sum:
+    with 0, 1 or more than 3 matches the terms are equal or zero; with 2 or 3 they mix 1/3 and 2/3, or 2/3 and 1."""
+    total = answers.count(prediction)
+    if total in (2, 3):
+        return pattern_accuracy(tuple([a == prediction for a in answers]))
+    return pattern_accuracy((True,) * total + (False,) * (len(answers) - total))
+
+
 def question_accuracies(predictions: Sequence[str], answer_lists: Sequence[tuple[str, ...]]) -> list[float]:
     """question_accuracy of many questions at once, the same floats: each distinct text is cleaned and
     normalised once, and a (prediction, answers) pair seen before is not scored again.
@@ -113,10 +122,10 @@ def question_accuracies(predictions: Sequence[str], answer_lists: Sequence[tuple
     cleaned, normalized = Memo(clean_whitespace), Memo(normalize.__wrapped__)
 
     def score(pair: tuple[str, tuple[str, ...]]) -> float:
-        prediction, answers = cleaned[pair[0]], [cleaned[a] for a in pair[1]]
-        if answers.count(answers[0]) != len(answers):  # not all identical: the scorer normalises
-            prediction, answers = normalized[prediction], [normalized[a] for a in answers]
-        return pattern_accuracy(tuple(a == prediction for a in answers))
+        answers = [cleaned[a] for a in pair[1]]
+        if answers.count(answers[0]) == len(answers):  # all identical: compared as they are
+            return matched_accuracy(cleaned[pair[0]], answers)
+        return matched_accuracy(normalized[cleaned[pair[0]]], [normalized[a] for a in answers])
 
     scored = Memo(score)
     return [scored[pair] for pair in zip(predictions, answer_lists)]

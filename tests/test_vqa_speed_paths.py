@@ -72,8 +72,14 @@ def test_score_file_equals_the_official_transcription(tmp_path, string_ids):
     assert (fast is None) == string_ids  # which reader scored it
 
 
-def test_irregular_answers_fall_back_to_the_careful_reader(tmp_path):
+def test_irregular_files_fall_back_to_the_careful_reader(tmp_path):
     paths = vqa_files(tmp_path, 20, seed=8)
+    predictions = json.loads(paths["predictions"].read_text())
+    for bad, message in ((predictions + predictions[:1], "entry #25 .*repeats question_id 1000"),
+                         ([{**p, "question_id": True} if i == 0 else p for i, p in enumerate(predictions)], "question_id True")):
+        paths["predictions"].write_text(json.dumps(bad))
+        with pytest.raises(Exception, match=message):
+            score_file("vqa", paths["predictions"], paths["annotations"])
     annotations = json.loads(paths["annotations"].read_text())
     annotations["annotations"][3]["answers"] = []
     paths["annotations"].write_text(json.dumps(annotations))
@@ -81,7 +87,6 @@ def test_irregular_answers_fall_back_to_the_careful_reader(tmp_path):
         score_file("vqa", paths["predictions"], paths["annotations"], paths["questions"])
     annotations["annotations"][3]["answers"] = [{"answer": 2}] * 10  # a number: read as the text "2"
     paths["annotations"].write_text(json.dumps(annotations))
-    predictions = json.loads(paths["predictions"].read_text())
     predictions[3]["answer"] = "two"
     paths["predictions"].write_text(json.dumps(predictions))
     assert score_file("vqa", paths["predictions"], paths["annotations"])["per_question"]["1009"] == 0.0  # identical: raw compare

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -90,15 +91,17 @@ def plain_vqa_score(submission: Submission) -> VQAScore | None:
         columns = annotation_columns(read_json(submission.annotations))
         if submission.questions is not None:
             asked = {row["question_id"] for row in plain_list(read_json(submission.questions)["questions"], empty=True)}
-            if not asked <= set(columns.ids):
+            if not (set(map(type, asked)) <= {int} and asked <= set(columns.ids)):  # not True or 1.0 for 1
                 raise Irregular
-        answers = {row["question_id"]: row["answer"] for row in plain_list(read_json(submission.predictions))}
-        if answers.keys() != set(columns.ids) or not set(map(type, answers.values())) <= {str}:
+        rows = plain_list(read_json(submission.predictions))
+        answers = dict(zip(map(itemgetter("question_id"), rows), map(itemgetter("answer"), rows)))
+        if (len(answers) != len(rows) or set(map(type, answers)) != {int} or answers.keys() != set(columns.ids)
+                or set(map(type, answers.values())) != {str}):
             raise Irregular
-        accuracies = question_accuracies([answers[qid] for qid in columns.ids], columns.answers)
+        accuracies = question_accuracies(list(map(answers.__getitem__, columns.ids)), columns.answers)
     except (Irregular, KeyError, TypeError, AttributeError):  # Attribute/TypeError: an answer that is not a string
         return None
-    return summarize([str(qid) for qid in columns.ids], accuracies, columns.question_types, columns.answer_types)
+    return summarize(list(map(str, columns.ids)), accuracies, columns.question_types, columns.answer_types)
 
 
 def plain_list(rows: Any, empty: bool = False) -> list:
@@ -108,13 +111,23 @@ def plain_list(rows: Any, empty: bool = False) -> list:
 
 
 def annotation_columns(annotations: Any) -> VQAColumns:
+    """Columns by C-level getters (map, itemgetter): a per-record Python loop would cost as much as the scoring."""
     rows = plain_list(annotations["annotations"])
-    ids = [row["question_id"] for row in rows]
+    ids = list(map(itemgetter("question_id"), rows))
     if set(map(type, ids)) != {int} or len(set(ids)) != len(ids):  # string ids are read by the careful reader
         raise Irregular
-    answers = [tuple([answer["answer"] for answer in plain_list(row["answers"])]) for row in rows]
-    return VQAColumns(ids, answers, [str(row.get("question_type", "")) for row in rows],
-                      [str(row.get("answer_type", "")) for row in rows])
+    answer_lists = list(map(itemgetter("answers"), rows))
+    if set(map(type, answer_lists)) != {list} or not all(answer_lists):
+        raise Irregular
+    answer = itemgetter("answer")
+    return VQAColumns(ids, [tuple(map(answer, answers)) for answers in answer_lists], text_column(rows, "question_type"),
+                      text_column(rows, "answer_type"))
+
+
+def text_column(rows: list[dict], key: str) -> list[str]:
+    """The field as text, "" where absent, as the careful reader takes it."""
+    values = [row.get(key, "") for row in rows]
+    return values if set(map(type, values)) <= {str} else list(map(str, values))
 
 
 def score_textvqa(submission: Submission) -> dict[str, Any]:
