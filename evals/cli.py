@@ -45,6 +45,16 @@ CONFIG_HELP = ("A sweep file (TOML): models, tasks, shots, seeds, selection and 
                "(see evals/sweep.py); flags given here override it.")
 
 
+def batch_size_value(text: str | int) -> int | str:
+    """--batch-size: a count, or `auto`."""
+    if text == "auto" or isinstance(text, int):
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(f"takes a positive integer or 'auto', got '{text}'") from None
+
+
 @app.command()
 def run(
     ctx: typer.Context,
@@ -56,7 +66,9 @@ def run(
     seed: Annotated[Optional[list[int]], typer.Option(help="One seed for shot selection (repeatable; or use --seeds).")] = None,
     selection: Annotated[str, typer.Option(help="Shot selection, comma-separated: random, rices.")] = "random",
     limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N queries of each task.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Prompts per model call; never changes a prediction.")] = 8,
+    batch_size: Annotated[str, typer.Option(parser=batch_size_value, metavar="INTEGER|auto",
+                                            help="Prompts per model call, or auto (start at 64, halve on out-of-memory); "
+                                                 "never changes a prediction.")] = 8,
     data_dir: Annotated[Optional[Path], typer.Option(help="Root holding each benchmark's folder (e.g. DIR/vqav2).")] = None,
     output_dir: Annotated[Path, typer.Option(help="Where cell records and per-sample JSONL are written.")] = Path("eval-results"),
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda:0.")] = "cpu",
@@ -90,8 +102,18 @@ def run(
     """
     from evals.sweep import build_spec, cli_values, read_sweep_file
 
-    spec = build_spec(read_sweep_file(config) if config else {}, cli_values(typed_options(ctx)))
-    run_sweep(spec, overwrite)
+    options = typed_options(ctx)
+    auto_batch = batch_size_option(options)
+    spec = build_spec(read_sweep_file(config) if config else {}, cli_values(options))
+    run_sweep(spec, overwrite, auto_batch)
+
+
+def batch_size_option(options: dict) -> bool:
+    """--batch-size auto is not a sweep key (a count is): it is taken out of the options here (True)."""
+    if options.get("batch_size") == "auto":
+        del options["batch_size"]
+        return True
+    return False
 
 
 def typed_options(ctx: typer.Context) -> dict:
@@ -100,24 +122,34 @@ def typed_options(ctx: typer.Context) -> dict:
     return {name: value for name, value in ctx.params.items() if getattr(ctx.get_parameter_source(name), "name", "") in given}
 
 
-def run_sweep(spec, overwrite: bool) -> None:
-    """Each model in turn over every cell, its table printed when it is done."""
+def run_sweep(spec, overwrite: bool, auto_batch: bool = False) -> None:
+    """Each model in turn over every cell, its table printed when it is done. Under torchrun or accelerate launch
+    every process runs this; each evaluates its share of the queries and rank 0 alone writes and prints."""
+    from contextlib import nullcontext
+    from dataclasses import replace
+
+    from evals.distributed import close, current_world, local_device
     from evals.models import resolve_model
     from evals.registry import TASKS
+    from evals.runner import NoProgress, skipped_shots
     from evals.runner import run as run_cells
-    from evals.runner import skipped_shots
     from evals.sweep import run_settings
 
+    world = current_world(spec.device)
+    spec = replace(spec, device=local_device(spec.device, world))
     load_task_modules(list(spec.task_modules))
     task_names = list(spec.tasks) or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
     for name in [*task_names, *spec.sources]:
         TASKS.get(name)
     for name in spec.models:
         check_model_name(name)  # a typo in the last model fails now, not after the others ran
-    settings = run_settings(spec, overwrite)
+    settings = replace(run_settings(spec, overwrite), length_buckets=True, **({"batch_size": "auto"} if auto_batch else {}))
     for model in spec.models:
-        with console.status(f"loading model {model}"):
+        with console.status(f"loading model {model}") if world.main else nullcontext():
             loaded = resolve_model(model, device=spec.device, dtype=spec.dtype)
+        if not world.main:
+            run_cells(loaded, task_names, settings, NoProgress(), world)
+            continue
         if model == spec.models[0]:
             for name in task_names:
                 skipped = skipped_shots(TASKS.get(name), settings.shots)
@@ -125,12 +157,14 @@ def run_sweep(spec, overwrite: bool) -> None:
                     errors.print(f"note: {name} runs at most {TASKS.get(name).max_shots} shots (its protocol); "
                                  f"skipping {', '.join(map(str, skipped))}-shot")
         with RichProgress() as progress:
-            results = run_cells(loaded, task_names, settings, progress)
+            results = run_cells(loaded, task_names, settings, progress, world)
         prompt_format = spec.prompt_format or loaded.info.prompt_format
         several_seeds = len(spec.seeds) > 1
         console.print(summary_table(loaded.info.id, prompt_format, results) if several_seeds
                       else results_table(loaded.info.id, prompt_format, results))
-    console.print(f"records written under {spec.output_dir}/")
+    if world.main:
+        console.print(f"records written under {spec.output_dir}/")
+    close(world)
 
 
 def check_model_name(name: str) -> None:

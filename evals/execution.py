@@ -1,8 +1,13 @@
 """A cell's model work, journaled: each query's prompts as units, sent in batches whose boundaries do not
-depend on what a resumed run already has, each batch journaled before the next (resume, --skip-bad-samples)."""
+depend on what a resumed run already has, each batch journaled before the next (resume, --skip-bad-samples).
+
+Batches are cut from the units ordered by prompt length (longest first), so a batch pads little, and the
+longest batch runs first: an automatic batch size meets its out-of-memory errors at once, not mid-cell.
+"""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -67,24 +72,78 @@ def check_journal(journal: Journal, units: Sequence[Unit]) -> None:
                             "pass --overwrite to start the cell afresh")
 
 
+AUTO_BATCH_START = 64  # --batch-size auto: the first try; halved on each out-of-memory error
+IMAGE_LENGTH = 64  # an image weighs in a prompt's length like this many characters (its slot in the padded image axis)
+
+
+class BatchSize:
+    """Prompts per model call: fixed, or automatic: it starts at AUTO_BATCH_START, halves on an out-of-memory
+    error (the failed call is retried smaller) and keeps the size that worked for the cell's later batches.
+    Mutable on purpose: it is the state the auto mode learns."""
+
+    def __init__(self, size: int | str) -> None:
+        self.auto = size == "auto"
+        if not self.auto and (not isinstance(size, int) or size < 1):
+            raise ConfigError(f"batch size must be an integer >= 1 or 'auto', got {size!r}")
+        self.size = AUTO_BATCH_START if self.auto else int(size)
+        self.limit = self.size  # batch boundaries: fixed by the start size, never by what was learned or resumed
+
+    def send(self, call: Callable[[Sequence[Unit]], list], units: Sequence[Unit]) -> list:
+        """`call` over the units in pieces of the current size, backing off on out-of-memory in auto mode."""
+        outputs: list = []
+        while len(outputs) < len(units):
+            piece = units[len(outputs) : len(outputs) + self.size]
+            try:
+                outputs += call(piece)
+            except Exception as error:  # noqa: BLE001 - re-raised unless it is an out-of-memory error we can back off from
+                if not (self.auto and self.size > 1 and out_of_memory(error)):
+                    raise
+                self.size //= 2
+                free_accelerator_memory()
+        return outputs
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """torch.cuda.OutOfMemoryError (a RuntimeError), or a RuntimeError saying so (other backends, older torch)."""
+    return isinstance(error, RuntimeError) and (type(error).__name__ == "OutOfMemoryError" or "out of memory" in str(error).lower())
+
+
+def free_accelerator_memory() -> None:
+    torch = sys.modules.get("torch")  # only a model that imported torch can have run out of its memory
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def prompt_length(unit: Unit) -> int:
+    """What a unit adds to its batch's padded width: prompt text, images, and the longest candidate."""
+    longest_candidate = max((len(c) for c in unit.candidates), default=0)
+    return len(unit.prompt.text) + IMAGE_LENGTH * len(unit.prompt.images) + longest_candidate
+
+
+def by_length(units: Sequence[Unit]) -> list[Unit]:
+    """Longest first, ties by key: the same order whatever order the units came in, and whatever is resumed."""
+    return sorted(units, key=lambda u: (-prompt_length(u), u.key))
+
+
 def run_units(
-    model: Model, call: ModelCall, units: Sequence[Unit], journal: Journal, batch_size: int, skip_bad_samples: bool,
-    advance: Callable[[int], None],
+    model: Model, call: ModelCall, units: Sequence[Unit], journal: Journal, batch: BatchSize, skip_bad_samples: bool,
+    advance: Callable[[int], None], bucket: bool = False,
 ) -> tuple[dict[tuple[str, int], Entry], float]:
     """Send the units the journal lacks, batch by batch, journaling each batch before the next; returns every
     unit's entry and the seconds spent inside the model. Batches keep the boundaries of an uninterrupted run
-    (journaled units drop out of their batch), so a resumed run sends the model what it would have sent."""
+    (journaled units drop out of their batch), so a resumed run sends the model what it would have sent.
+    `bucket`: batches are cut from the units ordered by length (entries are keyed, so callers see no order)."""
     done = dict(journal.entries)
     seconds = 0.0
-    for batch in batched(units, batch_size):
-        pending = [u for u in batch if u.key not in done]
+    for batch_units in batched(by_length(units) if bucket else units, batch.limit):
+        pending = [u for u in batch_units if u.key not in done]
         bad = unreadable_units(pending) if skip_bad_samples else []
         skipped = {e.key for e in bad}
         pending = [u for u in pending if u.key not in skipped]
         entries = list(bad)
         if pending:
             tick = time.perf_counter()
-            outputs = call_model(model, call, pending)
+            outputs = batch.send(lambda piece: call_model(model, call, piece), pending)
             seconds += time.perf_counter() - tick
             entries += [Entry(u.query_id, u.view, u.shot_ids, output) for u, output in zip(pending, outputs)]
         done.update((e.key, e) for e in journal.append(entries))

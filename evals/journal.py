@@ -5,10 +5,12 @@ query give one unit per prompt), written batch by batch with one `write` and an 
 loses at most the batch in flight and a power loss at most a torn last line, which reading ignores.
 The first line holds the key of the cell's protocol (`journal_key`): a journal written under another
 protocol is never read as this one. The runner deletes the journal once the cell's record is written.
+A data-parallel run keeps one journal per rank (CELL.journal.rankR.jsonl): each rank resumes its own shard.
 """
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import json
 import os
@@ -51,8 +53,15 @@ def journal_key(protocol: Protocol) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def journal_path(stem: Path) -> Path:
-    return stem.with_name(stem.name + ".journal.jsonl")
+def journal_path(stem: Path, rank: int | None = None) -> Path:
+    """The cell's journal; under data parallelism each rank journals its own shard (`rank`) to its own file."""
+    return stem.with_name(stem.name + (".journal.jsonl" if rank is None else f".journal.rank{rank}.jsonl"))
+
+
+def journal_files(stem: Path) -> list[Path]:
+    """Every journal of the cell that exists: one process's, and each rank's of a data-parallel run."""
+    ranked = sorted(stem.parent.glob(glob.escape(stem.name) + ".journal.rank*.jsonl"))
+    return [path for path in (journal_path(stem), *ranked) if path.exists()]
 
 
 def complete_lines(path: Path) -> list[str]:

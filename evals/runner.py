@@ -13,8 +13,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
+from evals.distributed import World, current_world, from_main, gather, main_first, shard
 from evals.errors import ConfigError, DataError
 from evals.execution import (
+    BatchSize,
     ModelCall,
     Request,
     check_journal,
@@ -23,7 +25,7 @@ from evals.execution import (
     run_units,
     work_units,
 )
-from evals.journal import Journal, check_key, journal_key, journal_path
+from evals.journal import Entry, Journal, check_key, journal_files, journal_key, journal_path
 from evals.models.base import LOGLIK_REDUCTIONS, Model
 from evals.records import Cell, Example, GenerationParams, SampleRecord
 from evals.registry import PROMPT_FORMATS, SELECTORS, TASKS
@@ -40,7 +42,7 @@ class RunSettings:
     seeds: tuple[int, ...] = (0,)
     selections: tuple[str, ...] = ("random",)
     limit: int | None = None
-    batch_size: int = 8
+    batch_size: int | str = 8  # "auto": start at 64, halve on out-of-memory (evals.execution.BatchSize)
     data_dir: Path | None = None
     output_dir: Path = Path("eval-results")
     prompt_format: str | None = None  # None: the model's own format
@@ -51,6 +53,7 @@ class RunSettings:
     score_closing: bool = True  # ranked tasks: score the template's text after the answer too (False: m4/OpenFlamingo)
     overwrite: bool = False  # delete the records and journals of the cells this run has, and run them afresh
     skip_bad_samples: bool = False  # a query whose image cannot be decoded is skipped and counted, not fatal
+    length_buckets: bool = False  # cut batches from the prompts ordered by length (less padding; `evals run` does)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,17 @@ class CellPlan:
     stem: Path  # where its record, samples and journal go (results.store.cell_path)
 
 
+@dataclass(frozen=True)
+class Share:
+    """One rank's finished model work on a cell (every unit of its shard), as it is sent to rank 0."""
+
+    entries: dict[tuple[str, int], Entry]
+    model_seconds: float
+    computed: int  # queries sent to the model by this run (not resumed)
+    resumed: int
+    batch_size: int  # the prompts per call it ended with (auto: what worked)
+
+
 class Progress(TypingProtocol):
     def start(self, description: str, total: int) -> None: ...
     def advance(self, n: int) -> None: ...
@@ -94,21 +108,28 @@ class NoProgress:
 
 
 def run(
-    model: Model, task_names: Sequence[str], settings: RunSettings, progress: Progress | None = None
+    model: Model, task_names: Sequence[str], settings: RunSettings, progress: Progress | None = None,
+    world: World | None = None,
 ) -> list[CellResult]:
     """Evaluate every cell (task x shots x selection x seed); each cell is written as it finishes.
 
     Resume: a cell whose record exists under this protocol is read back, not run; one recorded under
     another protocol is refused before any model call (`overwrite` deletes it and runs the cell afresh);
     samples in a cell's journal are not sent to the model again.
+
+    Data parallel (`world`, by default what torchrun/accelerate set in the environment): every rank loads the
+    same data and chooses the same shots, runs its strided share of each cell's queries, and rank 0 scores,
+    writes and returns the results (every rank returns them).
     """
     progress = progress or NoProgress()
+    world = world or current_world(settings.rices.device)
     tasks = [TASKS.get(name) for name in task_names]  # unknown names fail before any work
     prompt_format = PROMPT_FORMATS.get(settings.prompt_format or model.info.prompt_format)
     check_settings(tasks, settings)
-    plans = [plan for task in tasks for plan in plan_cells(model, task, prompt_format, settings)]
-    finished = [finished_result(plan, settings.overwrite) for plan in plans]
-    return [done or run_cell(model, plan, settings, progress) for plan, done in zip(plans, finished)]
+    with main_first(world):  # rank 0 fills the RICES feature cache; the other ranks then read it
+        plans = [plan for task in tasks for plan in plan_cells(model, task, prompt_format, settings)]
+    finished = from_main([finished_result(plan, settings.overwrite) for plan in plans] if world.main else None, world)
+    return [done or run_cell(model, plan, settings, progress, world) for plan, done in zip(plans, finished)]
 
 
 def plan_cells(model: Model, task: Task, prompt_format, settings: RunSettings) -> list[CellPlan]:
@@ -132,17 +153,19 @@ def plan_cells(model: Model, task: Task, prompt_format, settings: RunSettings) -
 
 def finished_result(plan: CellPlan, overwrite: bool) -> CellResult | None:
     """The cell's stored result when it finished under this protocol; None when it is still to run."""
-    record, journal = record_path(plan.stem), journal_path(plan.stem)
+    record, journals = record_path(plan.stem), journal_files(plan.stem)
     if overwrite:
-        for path in (record, samples_path(plan.stem), journal):
+        for path in (record, samples_path(plan.stem), *journals):
             path.unlink(missing_ok=True)
         return None
     if record.exists():
         stored = read_cell(record)
         refuse_other_protocol(record, stored.protocol, plan.protocol)
-        journal.unlink(missing_ok=True)  # left when a run was killed between writing the record and this
+        for journal in journals:
+            journal.unlink(missing_ok=True)  # left when a run was killed between writing the record and this
         return stored
-    check_key(journal, journal_key(plan.protocol))  # a journal of another protocol stops the run here
+    for journal in journals:
+        check_key(journal, journal_key(plan.protocol))  # a journal of another protocol stops the run here
     return None
 
 
@@ -155,20 +178,41 @@ def refuse_other_protocol(record: Path, stored: Protocol, wanted: Protocol) -> N
                           "pass --overwrite to replace it, or choose another output folder")
 
 
-def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Progress) -> CellResult:
+def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Progress, world: World = World()) -> CellResult:
+    """Run the cell's model work (this rank's share of it), then, on rank 0, score and write it."""
     started = time.perf_counter()
-    task, cell, data = plan.task, plan.cell, plan.data
-    requests = build_requests(task, plan.template, plan.selector, data, cell, settings.score_closing)
+    requests = build_requests(plan.task, plan.template, plan.selector, plan.data, plan.cell, settings.score_closing)
+    shares = gather(run_share(model, plan, shard(requests, world), settings, progress, world), world)
+    auto_batch = settings.batch_size == "auto"
+    result = score_cell(plan, requests, shares, started, settings.output_dir, auto_batch) if shares is not None else None
+    return from_main(result, world)
+
+
+def run_share(
+    model: Model, plan: CellPlan, requests: Sequence[Request], settings: RunSettings, progress: Progress, world: World
+) -> Share:
+    """The model work of these requests, journaled (per rank when data parallel) so a killed run resumes it."""
+    task, cell = plan.task, plan.cell
     units = work_units(requests)
+    batch = BatchSize(settings.batch_size)
     progress.start(f"{task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}", len(units))
-    with Journal(journal_path(plan.stem), journal_key(plan.protocol)) as journal:
+    with Journal(journal_path(plan.stem, world.rank if world.parallel else None), journal_key(plan.protocol)) as journal:
         check_journal(journal, units)
         resumed = fully_journaled(units, journal.entries)
         progress.advance(sum(u.key in journal.entries for u in units))
         call = ModelCall(task.kind, plan.params, plan.loglik)
-        done, model_seconds = run_units(model, call, units, journal, settings.batch_size, settings.skip_bad_samples,
-                                        progress.advance)
-    outputs, failed = collect_outputs(task, requests, done)
+        done, model_seconds = run_units(model, call, units, journal, batch, settings.skip_bad_samples, progress.advance,
+                                        settings.length_buckets)
+    entries = {u.key: done[u.key] for u in units}  # a journal of another world size may hold other ranks' units
+    return Share(entries, model_seconds, len(requests) - resumed, resumed, batch.size)
+
+
+def score_cell(
+    plan: CellPlan, requests: Sequence[Request], shares: Sequence[Share], started: float, output_dir: Path, auto_batch: bool
+) -> CellResult:
+    """Postprocess and score every query's output (from all ranks), write the cell, drop its journals."""
+    task, cell, data = plan.task, plan.cell, plan.data
+    outputs, failed = collect_outputs(task, requests, {key: e for share in shares for key, e in share.entries.items()})
     scored = [r for r in requests if r.query.id not in failed]
     if task.kind == "generate":
         predictions = {r.query.id: task.postprocess(outputs[r.query.id], plan.template.stop) for r in scored}
@@ -183,11 +227,13 @@ def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Prog
     result = CellResult(
         task=task.name, shots=cell.shots, selection=cell.selection, seed=cell.seed,
         scores=dict(metric.scores), breakdowns={k: dict(v) for k, v in metric.breakdowns.items()},
-        protocol=plan.protocol, timing=cell_timing(started, model_seconds, len(requests) - resumed, resumed),
+        protocol=plan.protocol, timing=cell_timing(started, shares, auto_batch),
         failures={"failed_samples": len(failed), "reasons": failed},
     )
-    write_cell(settings.output_dir, result, samples)
-    journal_path(plan.stem).unlink(missing_ok=True)  # the samples file now holds all the journal did
+    write_cell(output_dir, result, samples)
+    journal_path(plan.stem).unlink(missing_ok=True)  # the samples file now holds all the journals did
+    for journal in journal_files(plan.stem):  # (the ranks' journals of a data-parallel run)
+        journal.unlink(missing_ok=True)
     return result
 
 
@@ -198,15 +244,23 @@ def scored_queries(task: Task, data: TaskData, failed: Mapping[str, str]) -> lis
     return queries
 
 
-def cell_timing(started: float, model_seconds: float, computed: int, resumed: int) -> dict[str, float]:
-    """Wall and model seconds of this process's work on the cell (a resumed cell counts only what it computed)."""
+def cell_timing(started: float, shares: Sequence[Share], auto_batch: bool = False) -> dict[str, float]:
+    """Wall seconds of the cell on rank 0 and model seconds per rank (their mean over ranks), counting only what
+    this run computed (not what it resumed); the batch size is the smallest a rank ended with."""
     wall = time.perf_counter() - started
-    return {
+    model_seconds = sum(s.model_seconds for s in shares) / len(shares)
+    computed, resumed = sum(s.computed for s in shares), sum(s.resumed for s in shares)
+    timing = {
         "wall_seconds": round(wall, 3), "model_seconds": round(model_seconds, 3),
         "examples_per_second": round(computed / wall, 2) if wall else 0.0,
         "overhead_fraction": round(max(0.0, 1.0 - model_seconds / wall), 3) if wall else 0.0,
         "resumed_samples": resumed,
     }
+    if auto_batch:  # a fixed batch size is the setting itself; what auto settled on is worth recording
+        timing["batch_size"] = min(s.batch_size for s in shares)
+    if len(shares) > 1:
+        timing["processes"] = len(shares)
+    return timing
 
 
 def prompt_texts(request: Request) -> str | list[str]:
@@ -224,6 +278,7 @@ def check_settings(tasks: Sequence[Task], settings: RunSettings) -> None:
         SELECTORS.get(selection)
     if settings.loglik is not None and settings.loglik not in LOGLIK_REDUCTIONS:
         raise ConfigError(f"unknown log-likelihood reduction '{settings.loglik}' (choose from {', '.join(LOGLIK_REDUCTIONS)})")
+    BatchSize(settings.batch_size)  # a bad batch size fails here, not at the first cell
     known = {v for t in tasks for v in t.metric_variants}
     for variant in settings.metric_variants:
         if variant not in known:

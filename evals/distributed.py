@@ -1,0 +1,131 @@
+"""Data-parallel evaluation under `torchrun` or `accelerate launch`: which process this is, its strided share
+of the queries, and gathering each process's model outputs to rank 0, which alone scores and writes records.
+
+Both launchers set RANK, WORLD_SIZE and LOCAL_RANK; without them the run is one process and nothing here
+touches torch.distributed. The process group starts lazily (gloo on CPU, nccl on CUDA) on first use.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from evals.errors import ConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place among the launched ones; rank 0 is the one that scores and writes."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+    backend: str = "gloo"
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def parallel(self) -> bool:
+        return self.size > 1
+
+
+def current_world(device: str = "cpu") -> World:
+    """The world the launcher describes in the environment (one process when it describes none)."""
+    size = env_int("WORLD_SIZE", 1)
+    if size == 1:
+        return World()
+    rank, local_rank = env_int("RANK", 0), env_int("LOCAL_RANK", 0)
+    if not 0 <= rank < size:
+        raise ConfigError(f"environment: RANK={rank} is not below WORLD_SIZE={size}")
+    return World(rank, size, local_rank, "nccl" if device.startswith("cuda") else "gloo")
+
+
+def env_int(name: str, default: int) -> int:
+    text = os.environ.get(name, "")
+    if not text:
+        return default
+    try:
+        return int(text)
+    except ValueError:
+        raise ConfigError(f"environment: {name}={text!r} is not an integer") from None
+
+
+def local_device(device: str, world: World) -> str:
+    """`cuda` names this process's own GPU (cuda:LOCAL_RANK) when several processes run; anything else is kept."""
+    if device == "cuda" and world.parallel:
+        return f"cuda:{world.local_rank}"
+    return device
+
+
+def shard(items: Sequence[T], world: World) -> list[T]:
+    """Rank r's share: items r, r + W, r + 2W, ... Every item goes to exactly one rank and none is padded in,
+    so gathering the shards counts each item once."""
+    return list(items[world.rank :: world.size])
+
+
+def process_group(world: World):
+    """torch.distributed, its default process group started on first use (the launcher's env:// rendezvous)."""
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        if world.backend == "nccl":
+            import torch
+
+            torch.cuda.set_device(world.local_rank)  # nccl object collectives use the current device
+        dist.init_process_group(world.backend, rank=world.rank, world_size=world.size)
+        atexit.register(close, world)  # a group left open aborts the process at exit (its threads still run)
+    return dist
+
+
+def close(world: World) -> None:
+    """Wait for every rank, then end the process group (a no-op when none was started)."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    if world.parallel and dist is not None and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def gather(value: T, world: World) -> list[T] | None:
+    """Every rank's `value`, in rank order, on rank 0; None on the other ranks."""
+    if not world.parallel:
+        return [value]
+    dist = process_group(world)
+    received: list[Any] | None = [None] * world.size if world.main else None
+    dist.gather_object(value, received, dst=0)
+    return received
+
+
+def from_main(value: T, world: World) -> T:
+    """Rank 0's `value` on every rank (the others pass anything, e.g. None)."""
+    if not world.parallel:
+        return value
+    dist = process_group(world)
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def barrier(world: World) -> None:
+    if world.parallel:
+        process_group(world).barrier()
+
+
+@contextmanager
+def main_first(world: World) -> Iterator[None]:
+    """Rank 0 runs the block before the others do: it fills shared caches (RICES features) that they then read
+    instead of all writing the same files at once."""
+    if not world.main:
+        barrier(world)
+    yield
+    if world.main:
+        barrier(world)
