@@ -128,7 +128,7 @@ def run_sweep(spec, overwrite: bool, auto_batch: bool = False) -> None:
     from contextlib import nullcontext
     from dataclasses import replace
 
-    from evals.distributed import close, current_world, local_device
+    from evals.distributed import close, current_world, exit_cleanly, local_device
     from evals.models import resolve_model
     from evals.registry import TASKS
     from evals.runner import NoProgress, skipped_shots
@@ -165,6 +165,7 @@ def run_sweep(spec, overwrite: bool, auto_batch: bool = False) -> None:
     if world.main:
         console.print(f"records written under {spec.output_dir}/")
     close(world)
+    exit_cleanly(world)  # data-parallel ranks skip interpreter teardown (see its docstring)
 
 
 def check_model_name(name: str) -> None:
