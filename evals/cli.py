@@ -313,7 +313,7 @@ def score(
     hateful_memes: roc_auc, accuracy; winoground: text, image, group;
     visdial: ndcg (official: cut at the number of relevant options).
     """
-    from evals.scoring import score_submission
+    from evals.scoring import exit_without_teardown, is_entry_point, result_json, score_submission
 
     load_task_modules(task_module)
     result = score_submission(task, predictions=predictions, annotations=annotations, questions=questions,
@@ -329,8 +329,10 @@ def score(
     console.print(table)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result, indent=1) + "\n")
+        output.write_text(result_json(result))
         console.print(f"written to {output}")
+    if is_entry_point(main):  # `python -m evals` or the `evals` script: nothing runs after the command
+        exit_without_teardown()
 
 
 @app.command("tasks")

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import repeat
+from operator import eq, getitem, itemgetter
 from pathlib import Path
 
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
@@ -95,7 +98,6 @@ class Memo(dict):
         return value
 
 
-@lru_cache(maxsize=1024)
 def pattern_accuracy(matches: tuple[bool, ...]) -> float:
     """The accuracy of a prediction equal to the human answers at the True positions: the same sum,
     in answer order, as question_accuracy, so the same float to the last bit."""
@@ -103,32 +105,31 @@ def pattern_accuracy(matches: tuple[bool, ...]) -> float:
     return sum(min(1, float(total - hit) / 3) for hit in matches) / len(matches)
 
 
-def matched_accuracy(prediction: str, answers: list[str]) -> float:
-    """pattern_accuracy without building the pattern where the order of the terms cannot change the sum:
-    with 0, 1 or more than 3 matches the terms are equal or zero; with 2 or 3 they mix 1/3 and 2/3, or 2/3 and 1."""
-    total = answers.count(prediction)
-    if total in (2, 3):
-        return pattern_accuracy(tuple([a == prediction for a in answers]))
-    return pattern_accuracy((True,) * total + (False,) * (len(answers) - total))
+def texts_each(memo: Memo, texts: Iterable[Iterable[str]]) -> list[tuple[str, ...]]:
+    """Every text of every question through `memo`, by C-level maps (a Python loop per question costs as much as the scoring)."""
+    return list(map(tuple, map(map, repeat(memo.__getitem__), texts)))
 
 
-def question_accuracies(predictions: Sequence[str], answer_lists: Sequence[tuple[str, ...]]) -> list[float]:
+def question_accuracies(predictions: Sequence[str], answer_lists: Sequence[Sequence], answer_key: str | None = None) -> list[float]:
     """question_accuracy of many questions at once, the same floats: each distinct text is cleaned and
-    normalised once, and a (prediction, answers) pair seen before is not scored again.
+    normalised once, and each question's accuracy is looked up by its match pattern (the True/False
+    of each human answer against the prediction; at most 2**10 of them), all by C-level maps.
 
-    A non-string answer or prediction raises AttributeError (or TypeError when unhashable): callers
-    convert or reject them first.
+    With `answer_key`, each answer is a record {answer_key: text} (the official annotations' shape), read here
+    rather than copied into tuples first. A non-string answer or prediction raises AttributeError (or TypeError
+    when unhashable; a record without the key KeyError): callers convert or reject them first.
     """
     cleaned, normalized = Memo(clean_whitespace), Memo(normalize.__wrapped__)
-
-    def score(pair: tuple[str, tuple[str, ...]]) -> float:
-        answers = [cleaned[a] for a in pair[1]]
-        if answers.count(answers[0]) == len(answers):  # all identical: compared as they are
-            return matched_accuracy(cleaned[pair[0]], answers)
-        return matched_accuracy(normalized[cleaned[pair[0]]], [normalized[a] for a in answers])
-
-    scored = Memo(score)
-    return [scored[pair] for pair in zip(predictions, answer_lists)]
+    if answer_key is not None:
+        answer_lists = map(map, repeat(itemgetter(answer_key)), answer_lists)
+    answers = texts_each(cleaned, answer_lists)
+    guesses = list(map(cleaned.__getitem__, predictions))
+    # Compared normalised only where the humans disagree: both forms are built, and the flag (0/1) picks one.
+    disagree = list(map((1).__lt__, map(len, map(set, answers))))
+    answers = list(map(getitem, zip(answers, texts_each(normalized, answers)), disagree))
+    guesses = list(map(getitem, zip(guesses, map(normalized.__getitem__, guesses)), disagree))
+    patterns = map(tuple, map(map, repeat(eq), answers, map(repeat, guesses)))
+    return list(map(Memo(pattern_accuracy).__getitem__, patterns))
 
 
 @dataclass(frozen=True)
@@ -155,9 +156,8 @@ def mean_percent(values: Sequence[float]) -> float:
 
 def grouped_percent(accuracies: Sequence[float], groups: Sequence[str]) -> dict[str, float]:
     """mean_percent per group, groups in order of first appearance and values in question order (as the scorer sums)."""
-    members: dict[str, list[float]] = {}
-    for group, accuracy in zip(groups, accuracies):
-        members.setdefault(group, []).append(accuracy)
+    members = Memo(lambda group: [])
+    deque(map(list.append, map(members.__getitem__, groups), accuracies), maxlen=0)  # a C-level loop
     return {group: mean_percent(values) for group, values in members.items()}
 
 
@@ -169,7 +169,7 @@ def summarize(ids: Sequence[str], accuracies: Sequence[float], question_types: S
         overall=mean_percent(accuracies),
         per_question_type=grouped_percent(accuracies, question_types),
         per_answer_type=grouped_percent(accuracies, answer_types),
-        per_question={qid: rounded[accuracy] for qid, accuracy in zip(ids, accuracies)},
+        per_question=dict(zip(ids, map(rounded.__getitem__, accuracies))),
     )
 
 

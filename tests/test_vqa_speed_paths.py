@@ -11,7 +11,8 @@ import sys
 import pytest
 
 from benchmarks.score_vqa import reference_question, reference_score
-from evals.scoring import score_file
+import evals.cli as evals_cli
+from evals.scoring import is_entry_point, result_json, score_file
 from evals.scoring.files import Submission
 from evals.scoring.vqa import plain_vqa_score
 from metrics.vqa import question_accuracies, question_accuracy
@@ -115,3 +116,17 @@ def test_commands_without_a_model_import_no_torch(command, conformance):
     assert done.returncode == 0, done.stderr
     assert "HEAVY=\n" in done.stderr  # none of them
     assert "65.10" in done.stdout or command[0] != "score"
+
+
+def test_score_process_exits_early_with_its_output_written(conformance, tmp_path):
+    """`python -m evals score` skips interpreter teardown (is_entry_point), after writing its table and its JSON."""
+    folder, output = conformance / "vqa_accuracy", tmp_path / "out.json"
+    done = subprocess.run([sys.executable, "-m", "evals", "score", "vqav2", f"--predictions={folder / 'predictions.json'}",
+                           f"--annotations={folder / 'annotations.json'}", f"--output={output}"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "250"})
+    assert done.returncode == 0, done.stderr
+    assert "65.10" in done.stdout and "written to" in done.stdout
+    result = json.loads(output.read_text())
+    assert result["scores"] == {"vqa_accuracy": 65.1}
+    assert result_json(result).count("\n") == result_json({**result, "per_question": {}}).count("\n")  # the map on one line
+    assert not is_entry_point(evals_cli.main)  # pytest goes on after main: it must not exit early

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,7 @@ class VQAColumns:
     """One column per field, in annotation order: the shape metrics.vqa scores fastest."""
 
     ids: list[int]
-    answers: list[tuple[str, ...]]
+    answers: list[list[dict]]  # each question's answer records {"answer": text, ...}, as in the file
     question_types: list[str]
     answer_types: list[str]
 
@@ -98,7 +99,7 @@ def plain_vqa_score(submission: Submission) -> VQAScore | None:
         if (len(answers) != len(rows) or set(map(type, answers)) != {int} or answers.keys() != set(columns.ids)
                 or set(map(type, answers.values())) != {str}):
             raise Irregular
-        accuracies = question_accuracies(list(map(answers.__getitem__, columns.ids)), columns.answers)
+        accuracies = question_accuracies(list(map(answers.__getitem__, columns.ids)), columns.answers, answer_key="answer")
     except (Irregular, KeyError, TypeError, AttributeError):  # Attribute/TypeError: an answer that is not a string
         return None
     return summarize(list(map(str, columns.ids)), accuracies, columns.question_types, columns.answer_types)
@@ -119,14 +120,12 @@ def annotation_columns(annotations: Any) -> VQAColumns:
     answer_lists = list(map(itemgetter("answers"), rows))
     if set(map(type, answer_lists)) != {list} or not all(answer_lists):
         raise Irregular
-    answer = itemgetter("answer")
-    return VQAColumns(ids, [tuple(map(answer, answers)) for answers in answer_lists], text_column(rows, "question_type"),
-                      text_column(rows, "answer_type"))
+    return VQAColumns(ids, answer_lists, text_column(rows, "question_type"), text_column(rows, "answer_type"))
 
 
 def text_column(rows: list[dict], key: str) -> list[str]:
     """The field as text, "" where absent, as the careful reader takes it."""
-    values = [row.get(key, "") for row in rows]
+    values = list(map(dict.get, rows, repeat(key), repeat("")))
     return values if set(map(type, values)) <= {str} else list(map(str, values))
 
 
