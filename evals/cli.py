@@ -314,8 +314,11 @@ def score(
     visdial: ndcg (official: cut at the number of relevant options).
     """
     from evals.scoring import exit_without_teardown, is_entry_point, result_json, score_submission
+    from evals.scoring.files import Retained
 
     load_task_modules(task_module)
+    if is_entry_point(main):  # the process ends by exit_without_teardown: nothing needs freeing
+        Retained.keep_until_exit()
     result = score_submission(task, predictions=predictions, annotations=annotations, questions=questions,
                               metric_variant=metric_variant)
     table = Table(title=f"{task}: {predictions.name}" + (f" ({metric_variant})" if metric_variant else ""))

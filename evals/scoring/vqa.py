@@ -13,6 +13,7 @@ from evals.errors import DataError
 from evals.records import Example
 from evals.scoring.files import (
     Entry,
+    Retained,
     Submission,
     check_same_ids,
     cycle_collection_paused,
@@ -89,12 +90,12 @@ def plain_vqa_score(submission: Submission) -> VQAScore | None:
     column without a per-record wrapper; None for any other shape, which the careful reader then checks record by
     record. Files are read in the careful reader's order, so a missing or malformed file fails there the same way."""
     try:
-        columns = annotation_columns(read_json(submission.annotations))
+        columns = annotation_columns(Retained.hold(read_json(submission.annotations)))
         if submission.questions is not None:
-            asked = {row["question_id"] for row in plain_list(read_json(submission.questions)["questions"], empty=True)}
+            asked = set(map(itemgetter("question_id"), plain_list(Retained.hold(read_json(submission.questions))["questions"], empty=True)))
             if not (set(map(type, asked)) <= {int} and asked <= set(columns.ids)):  # not True or 1.0 for 1
                 raise Irregular
-        rows = plain_list(read_json(submission.predictions))
+        rows = plain_list(Retained.hold(read_json(submission.predictions)))
         answers = dict(zip(map(itemgetter("question_id"), rows), map(itemgetter("answer"), rows)))
         if (len(answers) != len(rows) or set(map(type, answers)) != {int} or answers.keys() != set(columns.ids)
                 or set(map(type, answers.values())) != {str}):
