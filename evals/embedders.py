@@ -9,14 +9,15 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Protocol
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol
 
 from evals.errors import ConfigError, EvalsError
 from evals.images import load_image
 from evals.records import ImageRef
 from evals.registry import EMBEDDERS
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `evals score` and `evals --help` load this module, never use it
+    import numpy as np
 
 DEFAULT_CLIP = "openai/clip-vit-large-patch14"
 OnBatch = Callable[[int], None]
@@ -30,12 +31,16 @@ class Embedder(Protocol):
 
 
 def l2_normalize(matrix: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     matrix = np.asarray(matrix, dtype=np.float32)
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     return matrix / np.maximum(norms, 1e-12)
 
 
 def embed_in_batches(images: Sequence[ImageRef], batch_size: int, encode, on_batch: OnBatch | None) -> np.ndarray:
+    import numpy as np
+
     rows = []
     for start in range(0, len(images), batch_size):
         batch = images[start : start + batch_size]
@@ -53,6 +58,8 @@ class PixelEmbedder:
     fingerprint = "offline-pixels-8x8-v1"
 
     def embed(self, images: Sequence[ImageRef], on_batch: OnBatch | None = None) -> np.ndarray:
+        import numpy as np
+
         def encode(batch):
             return np.stack([np.asarray(im.resize((8, 8)), np.float32).ravel() / 255.0 - 0.5 for im in batch])
 

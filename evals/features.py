@@ -14,12 +14,14 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from evals.embedders import Embedder, OnBatch
 from evals.records import Example
 from results.store import file_safe
+
+if TYPE_CHECKING:  # numpy is imported where it is used: `evals score` and `evals --help` load this module, never use it
+    import numpy as np
 
 FORMAT_VERSION = "1"
 DEFAULT_CACHE_DIR = Path(os.environ.get("EVALS_CACHE_DIR", Path.home() / ".cache" / "evals" / "features"))
@@ -55,6 +57,7 @@ def cache_path(cache_dir: Path, key: dict[str, str]) -> Path:
 
 
 def read_cached(path: Path, key: dict[str, str], ids: Sequence[str]) -> np.ndarray:
+    import numpy as np
     from safetensors import safe_open
 
     try:
@@ -84,6 +87,7 @@ def compute(embedder: Embedder, examples: Sequence[Example], on_batch: OnBatch |
 
 
 def write_cached(path: Path, key: dict[str, str], ids: Sequence[str], matrix: np.ndarray) -> None:
+    import numpy as np
     from safetensors.numpy import save_file
 
     path.parent.mkdir(parents=True, exist_ok=True)

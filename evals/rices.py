@@ -10,9 +10,7 @@ neither on how queries were batched for the search nor on the order of the suppo
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from evals.embedders import resolve_embedder
 from evals.errors import ConfigError
@@ -21,12 +19,16 @@ from evals.records import Example
 from evals.registry import SELECTORS
 from evals.selection import RicesOptions, SelectionContext, ShotChoice
 
+if TYPE_CHECKING:  # numpy is imported where it is used: `evals score` and `evals --help` load this module, never use it
+    import numpy as np
+
 TIE_MARGIN = 8  # extra candidates, so near-ties at the k-th place are decided by the exact re-score
 TIE_TOLERANCE = 1e-5  # float32 search error bound for unit vectors: closer than this counts as a tie
 
 
 def build_index(matrix: np.ndarray, kind: str):
     import faiss
+    import numpy as np
 
     dim = matrix.shape[1]
     if kind == "exact":
@@ -50,6 +52,8 @@ class RicesSelector:
         options: RicesOptions = RicesOptions(), support_images: Sequence[str] | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
+        import numpy as np
+
         order = sorted(range(len(support_ids)), key=lambda i: support_ids[i])  # canonical: file order never matters
         self.support_ids = [support_ids[i] for i in order]
         self.support = np.ascontiguousarray(np.asarray(support, dtype=np.float32)[order])
@@ -63,6 +67,8 @@ class RicesSelector:
 
     def select_many(self, queries: Sequence[Example], k: int, seed: int) -> list[ShotChoice]:
         """Top-k per query; `seed` is unused (RICES is deterministic), accepted for a uniform protocol."""
+        import numpy as np
+
         if k == 0 or not queries:
             return [ShotChoice(()) for _ in queries]
         if k > len(self.support_ids) - any(q.id in self.members for q in queries):
@@ -73,6 +79,8 @@ class RicesSelector:
         return [self.choose(q, vectors[n], similarities[n], candidates[n], k) for n, q in enumerate(queries)]
 
     def choose(self, query: Example, vector: np.ndarray, found: np.ndarray, candidates: np.ndarray, k: int) -> ShotChoice:
+        import numpy as np
+
         while True:
             ranked = self.rank(query, vector, candidates)
             exhausted = len(candidates) >= len(self.support_ids)
@@ -91,6 +99,8 @@ class RicesSelector:
     def rank(self, query: Example, vector: np.ndarray, candidates: np.ndarray) -> list[tuple[float, int]]:
         """Candidates by exact similarity (float64), ties by support id; without the query and,
         optionally, without a second shot showing an image already chosen."""
+        import numpy as np
+
         rows = [int(i) for i in candidates if i >= 0 and self.support_ids[i] != query.id]
         scores = self.support[rows].astype(np.float64) @ vector.astype(np.float64)
         ranked = sorted(zip(scores.tolist(), rows), key=lambda pair: (-pair[0], self.support_ids[pair[1]]))

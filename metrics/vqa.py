@@ -13,8 +13,8 @@ from collections import deque
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from itertools import repeat
-from operator import eq, getitem, itemgetter
+from itertools import compress, repeat
+from operator import eq, itemgetter, setitem
 from pathlib import Path
 
 PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
@@ -105,6 +105,11 @@ def pattern_accuracy(matches: tuple[bool, ...]) -> float:
     return sum(min(1, float(total - hit) / 3) for hit in matches) / len(matches)
 
 
+def exhaust(iterator: Iterable) -> None:
+    """Run a lazy map for its effects, at C level."""
+    deque(iterator, maxlen=0)
+
+
 def texts_each(memo: Memo, texts: Iterable[Iterable[str]]) -> list[tuple[str, ...]]:
     """Every text of every question through `memo`, by C-level maps (a Python loop per question costs as much as the scoring)."""
     return list(map(tuple, map(map, repeat(memo.__getitem__), texts)))
@@ -124,10 +129,11 @@ def question_accuracies(predictions: Sequence[str], answer_lists: Sequence[Seque
         answer_lists = map(map, repeat(itemgetter(answer_key)), answer_lists)
     answers = texts_each(cleaned, answer_lists)
     guesses = list(map(cleaned.__getitem__, predictions))
-    # Compared normalised only where the humans disagree: both forms are built, and the flag (0/1) picks one.
-    disagree = list(map((1).__lt__, map(len, map(set, answers))))
-    answers = list(map(getitem, zip(answers, texts_each(normalized, answers)), disagree))
-    guesses = list(map(getitem, zip(guesses, map(normalized.__getitem__, guesses)), disagree))
+    # Compared normalised only where the humans disagree: those questions' cleaned forms are overwritten in place.
+    disagree = compress(range(len(answers)), map((1).__lt__, map(len, map(set, answers))))
+    where = list(disagree)
+    exhaust(map(setitem, repeat(answers), where, texts_each(normalized, map(answers.__getitem__, where))))
+    exhaust(map(setitem, repeat(guesses), where, map(normalized.__getitem__, map(guesses.__getitem__, where))))
     patterns = map(tuple, map(map, repeat(eq), answers, map(repeat, guesses)))
     return list(map(Memo(pattern_accuracy).__getitem__, patterns))
 
@@ -157,7 +163,7 @@ def mean_percent(values: Sequence[float]) -> float:
 def grouped_percent(accuracies: Sequence[float], groups: Sequence[str]) -> dict[str, float]:
     """mean_percent per group, groups in order of first appearance and values in question order (as the scorer sums)."""
     members = Memo(lambda group: [])
-    deque(map(list.append, map(members.__getitem__, groups), accuracies), maxlen=0)  # a C-level loop
+    exhaust(map(list.append, map(members.__getitem__, groups), accuracies))
     return {group: mean_percent(values) for group, values in members.items()}
 
 

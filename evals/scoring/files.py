@@ -9,7 +9,7 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from evals.errors import DataError
 from tasks.base import read_json, require
@@ -134,8 +134,8 @@ class Retained:
     os._exit (evals.scoring.exit_without_teardown) would otherwise free a VQAv2 annotations file's millions of objects
     one by one when the scorer is done with them, for nothing (a quarter of a second)."""
 
-    keep = False
-    kept: list[Any] = []
+    keep: ClassVar[bool] = False
+    kept: ClassVar[list[Any]] = []
 
     @classmethod
     def keep_until_exit(cls) -> None:
