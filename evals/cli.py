@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -313,7 +312,8 @@ def score(
     hateful_memes: roc_auc, accuracy; winoground: text, image, group;
     visdial: ndcg (official: cut at the number of relevant options).
     """
-    from evals.scoring import exit_without_teardown, is_entry_point, result_json, score_submission
+    from evals.process import exit_without_teardown, is_entry_point
+    from evals.scoring import result_json, score_submission
     from evals.scoring.files import Retained
 
     load_task_modules(task_module)

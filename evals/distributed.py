@@ -104,13 +104,10 @@ def exit_cleanly(world: World) -> None:
     """
     if not world.parallel:
         return
-    import os
-    import sys
+    from evals.process import exit_without_teardown
 
     close(world)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    exit_without_teardown()
 
 
 def gather(value: T, world: World) -> list[T] | None:

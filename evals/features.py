@@ -32,7 +32,7 @@ class FeatureCacheWarning(UserWarning):
 
 
 class StaleCache(Exception):
-    pass
+    """A cache file that does not match what it should hold (raised and handled inside this module)."""
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,11 @@ class Task:
         return self.metric_variants[variant]
 
 
+def gold_answer(example: Example) -> str:
+    """The example's reference answer, for tasks with exactly one (a class, a dialog round's answer)."""
+    return example.references[0]
+
+
 def unique_ids(examples: list[Example], where: str) -> list[Example]:
     """`examples`, or a DataError when an id repeats: predictions, shots and records are keyed by id."""
     seen: set[str] = set()

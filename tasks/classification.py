@@ -30,7 +30,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, order_by_score, top_k_hits
-from tasks.base import DataSource, MetricResult, RankQuery, Task, read_json
+from tasks.base import DataSource, MetricResult, RankQuery, Task, gold_answer, read_json
 from tasks.hf import HFSpec, Row, open_split
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "classification"
@@ -181,10 +181,6 @@ class ClassificationTask(Task):
         capped = PER_CLASS_SPLIT.fullmatch(split)
         examples = super().read(source, capped["split"] if capped else split)
         return interleave_classes(examples, int(capped["count"]) if capped else None)
-
-
-def gold_answer(example: Example) -> str:
-    return example.references[0]
 
 
 def class_queries(example: Example) -> list[RankQuery]:

@@ -22,8 +22,7 @@ from evals.errors import ConfigError, DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, roc_auc, yes_probability
-from tasks.base import MetricResult, RankQuery, Task, read_jsonl, require
-from tasks.classification import gold_answer
+from tasks.base import MetricResult, RankQuery, Task, gold_answer, read_jsonl, require
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "hateful_memes"

@@ -25,8 +25,8 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import order_by_score
-from tasks.base import DataSource, MetricResult, RankQuery, Task, read_json, require
-from tasks.classification import gold_answer, top1_accuracy
+from tasks.base import DataSource, MetricResult, RankQuery, Task, gold_answer, read_json, require
+from tasks.classification import top1_accuracy
 from tasks.hf import HFSpec, Row, open_split
 
 PROBLEMS, PID_SPLITS, IMAGES, IMAGE = "problems.json", "pid_splits.json", "images", "{split}/{pid}/{image}"

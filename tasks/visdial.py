@@ -26,7 +26,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import ndcg_sklearn, ranks_from_scores, visdial_ndcg
-from tasks.base import MetricResult, RankQuery, Task, read_json, require
+from tasks.base import MetricResult, RankQuery, Task, gold_answer, read_json, require
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "visdial"
 NUM_OPTIONS = 100
@@ -202,10 +202,6 @@ def load_visdial(root: Path, split: str) -> list[Example]:
     return [shot_example(d, coco_image(root, d.image_id, in_val2014)) for d in dialogs]
 
 
-def ground_truth_answer(example: Example) -> str:
-    return example.references[0]
-
-
 def answer_options(example: Example) -> list[RankQuery]:
     if "answer_options" not in example.meta:
         raise DataError(f"example {example.id}: no answer options (VisDial ranks the dense rounds of {', '.join(DENSE_SPLITS)})")
@@ -237,7 +233,7 @@ def visdial_task(name: str, **overrides) -> Task:
     """Declare and register a VisDial-format benchmark."""
     task = Task(
         name=name, paper="Das et al. 2017, arXiv 1611.08669", kind="rank", load=load_visdial,
-        support_split="train", query_split="val", template="visdial", shot_answer=ground_truth_answer,
+        support_split="train", query_split="val", template="visdial", shot_answer=gold_answer,
         rank_queries=answer_options, decide=rank_options, metric=score_visdial_ndcg, headline="ndcg",
         metric_variants={"ndcg_sklearn": score_visdial_ndcg_sklearn}, layout=LAYOUT, zero_shot_text_shots=0,
         submission_format="visdial",

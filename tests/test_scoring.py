@@ -217,7 +217,7 @@ def test_task_module_in_a_fresh_interpreter_without_torch(conformance, tmp_path)
 
 # ---------------------------------------------------------------- bad submissions: exit 2, one line naming the file
 
-def score_error(monkeypatch, capsys, task, predictions, annotations, *fragments):
+def assert_score_error(monkeypatch, capsys, task, predictions, annotations, *fragments):
     code, err = cli(monkeypatch, capsys, "score", task, "--predictions", str(predictions), "--annotations", str(annotations))
     assert_one_line_error(code, err, *fragments)
 
@@ -238,7 +238,7 @@ def rewrite_csv(path: Path, header: str | None = None, line: int | None = None, 
 
 def test_hateful_memes_wrong_columns(monkeypatch, capsys, memes):
     rewrite_csv(memes / "predictions.csv", header="id,prob,label")
-    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
+    assert_score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
                 "predictions.csv", "id,proba,label", "missing: proba", "unexpected: prob")
 
 
@@ -250,15 +250,16 @@ def test_hateful_memes_wrong_columns(monkeypatch, capsys, memes):
 ])
 def test_hateful_memes_bad_rows(monkeypatch, capsys, memes, text, fragments):
     rewrite_csv(memes / "predictions.csv", line=3, text=text)
-    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl", "predictions.csv", *fragments)
+    assert_score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl", "predictions.csv",
+                       *fragments)
 
 
 def test_hateful_memes_missing_and_unknown_ids(monkeypatch, capsys, memes):
     rewrite_csv(memes / "predictions.csv", line=2, text="99999,0.5,1")
-    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
+    assert_score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
                 "predictions.csv", "no prediction for 1 ids of dev.jsonl: 10000")
     rewrite_csv(memes / "predictions.csv", line=2, text="10001,0.5,1")
-    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
+    assert_score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
                 "predictions.csv", "line 3 repeats id 10001 of line 2")
 
 
@@ -266,7 +267,7 @@ def test_hateful_memes_malformed_jsonl(monkeypatch, capsys, memes):
     lines = (memes / "dev.jsonl").read_text().splitlines()
     lines[2] = lines[2][:-1]
     (memes / "dev.jsonl").write_text("\n".join(lines) + "\n")
-    score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
+    assert_score_error(monkeypatch, capsys, "hateful_memes", memes / "predictions.csv", memes / "dev.jsonl",
                 "dev.jsonl", "line 3 is malformed JSON")
 
 
@@ -275,7 +276,7 @@ def test_visdial_ranks_not_a_permutation(monkeypatch, capsys, conformance, tmp_p
     rows = json.loads((folder / "predictions.json").read_text())
     rows[1]["ranks"][0] = rows[1]["ranks"][1]
     (folder / "predictions.json").write_text(json.dumps(rows))
-    score_error(monkeypatch, capsys, "visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json",
+    assert_score_error(monkeypatch, capsys, "visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json",
                 "predictions.json", "entry #1", f"image_id {rows[1]['image_id']}", "not a permutation of 1..100")
 
 
@@ -283,7 +284,7 @@ def test_visdial_missing_dialog(monkeypatch, capsys, conformance, tmp_path):
     folder = copy_folder(conformance, "ranking/visdial", tmp_path)
     rows = json.loads((folder / "predictions.json").read_text())
     (folder / "predictions.json").write_text(json.dumps(rows[1:]))
-    score_error(monkeypatch, capsys, "visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json",
+    assert_score_error(monkeypatch, capsys, "visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json",
                 "predictions.json", "no ranks for 1 annotated rounds",
                 f"image_id {rows[0]['image_id']} round_id {rows[0]['round_id']}")
 
@@ -306,7 +307,7 @@ def captions(conformance, tmp_path):
 def test_captions_missing_image(monkeypatch, capsys, captions):
     rows = json.loads((captions / "predictions.json").read_text())
     (captions / "predictions.json").write_text(json.dumps(rows[1:]))
-    score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
+    assert_score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
                 "predictions.json", "no prediction for 1 image_ids of captions_references.json: 500003")
 
 
@@ -321,13 +322,13 @@ def test_captions_bad_predictions(monkeypatch, capsys, captions, edit, fragments
     rows = json.loads((captions / "predictions.json").read_text())
     edit(rows)
     (captions / "predictions.json").write_text(json.dumps(rows))
-    score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
+    assert_score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
                 "predictions.json", *fragments)
 
 
 def test_captions_malformed_json(monkeypatch, capsys, captions):
     (captions / "predictions.json").write_text(json.dumps([{"image_id": 1, "caption": "a"}])[:-2])
-    score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
+    assert_score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
                 "predictions.json", "malformed JSON at line 1")
 
 
@@ -335,7 +336,7 @@ def test_caption_references_without_images(captions, monkeypatch, capsys):
     references = json.loads((captions / "captions_references.json").read_text())
     del references["images"]
     (captions / "captions_references.json").write_text(json.dumps(references))
-    score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
+    assert_score_error(monkeypatch, capsys, "coco", captions / "predictions.json", captions / "captions_references.json",
                 "captions_references.json", "the top level has no field 'images'")
 
 
@@ -343,10 +344,10 @@ def test_winoground_bad_score_and_missing_example(monkeypatch, capsys, conforman
     folder = copy_folder(conformance, "ranking/winoground", tmp_path)
     rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     write_jsonl(folder / "predictions.jsonl", [{**rows[0], "c1_i0": "high"}, *rows[1:]])
-    score_error(monkeypatch, capsys, "winoground", folder / "predictions.jsonl", folder / "examples.jsonl",
+    assert_score_error(monkeypatch, capsys, "winoground", folder / "predictions.jsonl", folder / "examples.jsonl",
                 "predictions.jsonl", "line 1 has 'c1_i0' = 'high', not a number")
     write_jsonl(folder / "predictions.jsonl", rows[:-1])
-    score_error(monkeypatch, capsys, "winoground", folder / "predictions.jsonl", folder / "examples.jsonl",
+    assert_score_error(monkeypatch, capsys, "winoground", folder / "predictions.jsonl", folder / "examples.jsonl",
                 "predictions.jsonl", "no prediction for 1 ids of examples.jsonl: 399")
 
 
@@ -355,15 +356,15 @@ def test_classification_bad_top5(monkeypatch, capsys, classification_files, tmp_
     rows = [json.loads(line) for line in predictions.read_text().splitlines()]
     rows[2]["top5"] = rows[2]["top5"][:4]
     bad = write_jsonl(tmp_path / "predictions.jsonl", rows)
-    score_error(monkeypatch, capsys, "imagenet", bad, gold, "predictions.jsonl", "line 3", "'top5' of 4 labels")
+    assert_score_error(monkeypatch, capsys, "imagenet", bad, gold, "predictions.jsonl", "line 3", "'top5' of 4 labels")
     rows[2]["top5"] = ["bus", 1.5, "cat", "car", "cow"]
     write_jsonl(bad, rows)
-    score_error(monkeypatch, capsys, "imagenet", bad, gold, "predictions.jsonl", "line 3", "not a label")
+    assert_score_error(monkeypatch, capsys, "imagenet", bad, gold, "predictions.jsonl", "line 3", "not a label")
 
 
 def test_score_missing_file(monkeypatch, capsys, conformance, tmp_path):
     folder = conformance / "ranking" / "winoground"
-    score_error(monkeypatch, capsys, "winoground", tmp_path / "nope.jsonl", folder / "examples.jsonl",
+    assert_score_error(monkeypatch, capsys, "winoground", tmp_path / "nope.jsonl", folder / "examples.jsonl",
                 "nope.jsonl: file not found")
 
 
@@ -498,7 +499,7 @@ def rewrite_json(path: Path, edit) -> None:
 def test_textvqa_bad_predictions(monkeypatch, capsys, textvqa_files, edit, fragments):
     predictions, annotations = textvqa_files
     rewrite_json(predictions, edit)
-    score_error(monkeypatch, capsys, "textvqa", predictions, annotations, "textvqa_predictions.json", *fragments)
+    assert_score_error(monkeypatch, capsys, "textvqa", predictions, annotations, "textvqa_predictions.json", *fragments)
 
 
 @pytest.mark.parametrize(("edit", "fragments"), [
@@ -511,7 +512,7 @@ def test_textvqa_bad_predictions(monkeypatch, capsys, textvqa_files, edit, fragm
 def test_textvqa_bad_annotations(monkeypatch, capsys, textvqa_files, edit, fragments):
     predictions, annotations = textvqa_files
     rewrite_json(annotations, edit)
-    score_error(monkeypatch, capsys, "textvqa", predictions, annotations, "TextVQA_0.5.1_val.json", *fragments)
+    assert_score_error(monkeypatch, capsys, "textvqa", predictions, annotations, "TextVQA_0.5.1_val.json", *fragments)
 
 
 @pytest.mark.parametrize(("edit", "fragments"), [
@@ -525,7 +526,7 @@ def test_textvqa_bad_annotations(monkeypatch, capsys, textvqa_files, edit, fragm
 def test_vizwiz_bad_predictions(monkeypatch, capsys, vizwiz_files, edit, fragments):
     predictions, annotations = vizwiz_files
     rewrite_json(predictions, edit)
-    score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "vizwiz_predictions.json", *fragments)
+    assert_score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "vizwiz_predictions.json", *fragments)
 
 
 @pytest.mark.parametrize(("edit", "fragments"), [
@@ -538,23 +539,23 @@ def test_vizwiz_bad_predictions(monkeypatch, capsys, vizwiz_files, edit, fragmen
 def test_vizwiz_bad_annotations(monkeypatch, capsys, vizwiz_files, edit, fragments):
     predictions, annotations = vizwiz_files
     rewrite_json(annotations, edit)
-    score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "val.json", *fragments)
+    assert_score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "val.json", *fragments)
 
 
 def test_vizwiz_annotations_not_a_list_and_malformed(monkeypatch, capsys, vizwiz_files):
     predictions, annotations = vizwiz_files
     annotations.write_text(json.dumps({"annotations": []}))
-    score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "val.json", "expected a JSON list of questions")
+    assert_score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "val.json", "expected a JSON list of questions")
     annotations.write_text("[{\"image\": ")
-    score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "val.json", "malformed JSON at line 1")
+    assert_score_error(monkeypatch, capsys, "vizwiz", predictions, annotations, "val.json", "malformed JSON at line 1")
 
 
 def test_textvqa_malformed_predictions_and_missing_annotations(monkeypatch, capsys, textvqa_files, tmp_path):
     predictions, annotations = textvqa_files
-    score_error(monkeypatch, capsys, "textvqa", predictions, tmp_path / "TextVQA_0.5.1_test.json",
+    assert_score_error(monkeypatch, capsys, "textvqa", predictions, tmp_path / "TextVQA_0.5.1_test.json",
                 "TextVQA_0.5.1_test.json: file not found")
     predictions.write_text(predictions.read_text()[:-3])
-    score_error(monkeypatch, capsys, "textvqa", predictions, annotations, "textvqa_predictions.json", "malformed JSON")
+    assert_score_error(monkeypatch, capsys, "textvqa", predictions, annotations, "textvqa_predictions.json", "malformed JSON")
 
 
 def test_vqa_annotation_asked_twice(conformance, tmp_path):

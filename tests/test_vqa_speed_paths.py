@@ -10,9 +10,10 @@ import sys
 
 import pytest
 
-from benchmarks.score_vqa import reference_question, reference_score
 import evals.cli as evals_cli
-from evals.scoring import is_entry_point, result_json, score_file
+from benchmarks.score_vqa import reference_question, reference_score
+from evals.process import is_entry_point
+from evals.scoring import result_json, score_file
 from evals.scoring.files import Submission
 from evals.scoring.vqa import plain_vqa_score
 from metrics.vqa import question_accuracies, question_accuracy

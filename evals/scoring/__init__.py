@@ -8,9 +8,6 @@ given, so a malformed submission fails with one line instead of a silently wrong
 from __future__ import annotations
 
 import json
-import os
-import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,19 +62,3 @@ def result_json(result: dict[str, Any]) -> str:
         return json.dumps(result, indent=1) + "\n"
     head = json.dumps({key: value for key, value in result.items() if key != "per_question"}, indent=1)
     return f'{head[:-2]},\n "per_question": {json.dumps(result["per_question"])}\n}}\n'
-
-
-def is_entry_point(main: Callable[[], None]) -> bool:
-    """Whether the process was started to run `main` and ends with it: `python -m evals` (evals/__main__.py) or the
-    installed `evals` script, files whose code imports `main` and calls it last. Not a caller that goes on after
-    `main` returns: pytest, or `python -c` code that imports main (no __file__)."""
-    script = sys.modules.get("__main__")
-    return getattr(script, "main", None) is main and getattr(script, "__file__", None) is not None
-
-
-def exit_without_teardown() -> None:
-    """End a finished `evals score` process with status 0 once its output is flushed, skipping the interpreter's
-    teardown, which would free the millions of objects a VQAv2 annotations file parses into one by one."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)

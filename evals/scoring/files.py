@@ -131,7 +131,7 @@ def cycle_collection_paused() -> Iterator[None]:
 
 class Retained:
     """Parsed files kept alive until the process ends, once `keep_until_exit()` is called: a process that ends by
-    os._exit (evals.scoring.exit_without_teardown) would otherwise free a VQAv2 annotations file's millions of objects
+    os._exit (evals.process.exit_without_teardown) would otherwise free a VQAv2 annotations file's millions of objects
     one by one when the scorer is done with them, for nothing (a quarter of a second)."""
 
     keep: ClassVar[bool] = False
