@@ -6,7 +6,9 @@ the demo text. It learns from interleaved multi-example sequences rendered by th
 bundled `idefics` templates, `prompts.formats.render`, the IDEFICS processor), so what it trains on is
 exactly what `evals run` shows it: k demonstrations (k from SHOT_COUNTS, Flamingo's two text-only
 demonstrations for zero-shot generation) then a query and its answer, with the language-model loss on
-every text token. Queries come from the train splits only; the eval splits are never seen.
+every example's answer tokens. Everything comes from the train splits, without the train examples that an eval
+split repeats (same pixels, same text: the synthetic scenes come from a small space), so what `evals run`
+scores on the eval splits was never trained on.
 
 demo_what asks "What is this?" and means the colour; nothing in the question says so. The model learns
 "What is this?" from demo_classify's train images, answered with the colour in half of the episodes and
@@ -76,7 +78,7 @@ SHOT_COUNTS = (0, 0, 1, 2, 4, 4, 6, 8)
 @dataclass(frozen=True)
 class Settings:
     seed: int = 0
-    steps: int = 1500
+    steps: int = 2000
     batch_size: int = 16
     learning_rate: float = 3e-3
     warmup_steps: int = 100
@@ -122,11 +124,36 @@ def what_is_this(classify: list[Example]) -> list[list[Example]]:
     return [[asked(e, color) for e, (color, _) in names], [asked(e, shape) for e, (_, shape) in names]]
 
 
+def eval_examples(name: str) -> list[Example]:
+    task = TASKS.get(name)
+    return task.read(task.source(None), task.query_split)
+
+
+def content_key(example: Example) -> str:
+    """What a model sees of an example: its images' pixels and its text fields (not its id or file name)."""
+    digest = hashlib.sha256(json.dumps(sorted(example.fields.items())).encode())
+    for ref in example.images:
+        digest.update(load_image(ref).tobytes())
+    return digest.hexdigest()
+
+
+def unseen_in_eval(examples: list[Example], eval_keys: set[str]) -> list[Example]:
+    """The train examples no eval example repeats: the synthetic scenes come from a small space, so a val item
+    can be a train item drawn again (same pixels, same question); training on it would reward recall."""
+    return [e for e in examples if content_key(e) not in eval_keys]
+
+
 def training_pools(names: list[str]) -> dict[str, list[list[Example]]]:
-    """Each task's pools of train examples; an episode draws all its examples from one pool."""
-    pools = {name: [support_examples(name)] for name in names if name != "demo_what"}
-    if "demo_what" in names:
-        pools["demo_what"] = what_is_this(support_examples("demo_classify"))
+    """Each task's pools of train examples, without any that an eval split repeats; an episode draws all its
+    examples from one pool."""
+    pools = {}
+    for name in names:
+        source = "demo_classify" if name == "demo_what" else name
+        # demo_what's questions are asked of demo_classify's images: its own eval images count by pixels alone
+        eval_keys = {content_key(e) for e in eval_examples(source)}
+        eval_keys |= {content_key(replace(e, fields={})) for e in eval_examples(name)} if name != source else set()
+        train = unseen_in_eval(support_examples(source), eval_keys)
+        pools[name] = what_is_this(train) if name == "demo_what" else [train]
     return pools
 
 
@@ -278,6 +305,7 @@ def train(settings: Settings, out: Path) -> dict:
     return {
         "settings": asdict(settings),
         "data": {name: fingerprint(support_examples(name)) for name in sorted({*pools, "demo_classify"} - {"demo_what"})},
+        "train_examples_used": {name: [len(pool) for pool in task_pools] for name, task_pools in pools.items()},
         "parameters": sum(p.numel() for p in model.parameters()),
         "loss_first_50": round(sum(losses[:50]) / len(losses[:50]), 4),
         "loss_last_50": round(sum(losses[-50:]) / len(losses[-50:]), 4),
@@ -301,7 +329,7 @@ def weights_sha256(folder: Path) -> str:
 
 
 def parse_mix(text: str, parser: argparse.ArgumentParser) -> dict[str, float]:
-    """`--mix demo_vqa=1,demo_what=2`: known trainable tasks with positive shares, or one usage error."""
+    """`--mix demo_vqa=1,demo_what=2`: known trainable tasks with finite positive shares, or one usage error."""
     mix = {}
     for pair in text.split(","):
         name, _, share = pair.partition("=")
@@ -309,7 +337,7 @@ def parse_mix(text: str, parser: argparse.ArgumentParser) -> dict[str, float]:
             mix[name] = float(share)
         except ValueError:
             parser.error(f"--mix: '{pair}' is not TASK=SHARE")
-        if name not in TASK_MIX or mix[name] <= 0:
+        if name not in TASK_MIX or not math.isfinite(mix[name]) or mix[name] <= 0:
             parser.error(f"--mix: '{pair}' needs one of {', '.join(TASK_MIX)} and a share above 0")
     return mix
 

@@ -65,3 +65,19 @@ def test_training_script_is_reproducible_and_builds_the_shipped_tokenizer_and_co
     shipped = tree_hashes(BUNDLED_CHECKPOINT)
     assert set(made) == set(shipped)
     assert sorted(name for name in made if made[name] != shipped[name]) == ["model.safetensors", "training.json"]
+
+
+def test_training_pools_hold_no_eval_item():
+    """The demo scenes come from a small space, so a val item can repeat a train item: training leaves those out."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_tiny_idefics", REPO / "scripts" / "train_tiny_idefics.py")
+    train = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = train  # dataclasses look their module up there
+    spec.loader.exec_module(train)
+    pools = train.training_pools(["demo_memes", "demo_vqa"])
+    for name in ("demo_memes", "demo_vqa"):
+        eval_keys = {train.content_key(e) for e in train.eval_examples(name)}
+        kept = [e for pool in pools[name] for e in pool]
+        assert kept and not {train.content_key(e) for e in kept} & eval_keys
+        assert len(kept) < len(train.support_examples(name))  # there were repeats to leave out

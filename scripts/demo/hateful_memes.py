@@ -3,7 +3,8 @@
 Each meme is one coloured shape with a caption that either mocks or praises it. A meme is "hateful"
 (label 1) when a mocking caption meets a red shape (the toy world's targeted group): the label needs text
 and picture together. As in the real set, benign confounders make either one alone misleading: of the
-non-hateful memes, 40% mock a shape that is not red and 40% praise a red one.
+non-hateful memes, 40% mock a shape that is not red and 40% praise a red one. Each picture is shifted by a few
+pixels, so a dev meme is a new picture even where its colour, shape and caption occur in train.
 Everything is drawn from one seeded RNG: running the script twice gives identical files.
 """
 
@@ -13,6 +14,7 @@ import json
 import random
 from pathlib import Path
 
+from PIL import ImageChops
 from shapes import COLORS, SHAPES, draw_scene
 
 SEED = 20261124
@@ -27,7 +29,9 @@ def meme(meme_id: int, rng: random.Random, out: Path) -> dict:
     mocking, targeted = (True, True) if hateful else rng.choices([(True, False), (False, True), (False, False)], [2, 2, 1])[0]
     color = TARGET if targeted else rng.choice([c for c in sorted(COLORS) if c != TARGET])
     shape = rng.choice(SHAPES)
-    draw_scene([(color, shape)]).save(out / "img" / f"{meme_id:05d}.png")
+    # shifted by a few pixels (wrapping round), so that no two memes need share a picture
+    picture = ImageChops.offset(draw_scene([(color, shape)]), rng.randint(-8, 8), rng.randint(-8, 8))
+    picture.save(out / "img" / f"{meme_id:05d}.png")
     text = rng.choice(MOCKING if mocking else PRAISING).format(shape=shape)
     return {"id": meme_id, "img": f"img/{meme_id:05d}.png", "label": int(hateful), "text": text}
 
