@@ -67,17 +67,20 @@ def test_training_script_is_reproducible_and_builds_the_shipped_tokenizer_and_co
     assert sorted(name for name in made if made[name] != shipped[name]) == ["model.safetensors", "training.json"]
 
 
-def test_training_pools_hold_no_eval_item():
-    """The demo scenes come from a small space, so a val item can repeat a train item: training leaves those out."""
+def test_training_pools_hold_no_eval_picture():
+    """The demo scenes come from a small space, so a val picture can repeat a train picture: training leaves those out."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("train_tiny_idefics", REPO / "scripts" / "train_tiny_idefics.py")
     train = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = train  # dataclasses look their module up there
     spec.loader.exec_module(train)
-    pools = train.training_pools(["demo_memes", "demo_vqa"])
-    for name in ("demo_memes", "demo_vqa"):
-        eval_keys = {train.content_key(e) for e in train.eval_examples(name)}
-        kept = [e for pool in pools[name] for e in pool]
-        assert kept and not {train.content_key(e) for e in kept} & eval_keys
-        assert len(kept) < len(train.support_examples(name))  # there were repeats to leave out
+    pools = train.training_pools(["demo_vqa", "demo_what"])
+    vqa_eval = {key for e in train.eval_examples("demo_vqa") for key in train.image_keys(e)}
+    what_eval = {key for e in train.eval_examples("demo_what") for key in train.image_keys(e)}
+    vqa_kept = {key for e in pools["demo_vqa"][0] for key in train.image_keys(e)}
+    what_kept = {key for pool in pools["demo_what"] for e in pool for key in train.image_keys(e)}
+    assert vqa_kept and what_kept
+    assert not vqa_kept & vqa_eval and not what_kept & what_eval
+    # there were repeats to leave out: the unfiltered train split shows some eval pictures
+    assert {key for e in train.support_examples("demo_vqa") for key in train.image_keys(e)} & vqa_eval

@@ -15,6 +15,9 @@ from shapes import COLORS, SHAPES, draw_scene, write_json
 
 SEED = 20261122
 SPLITS = {"train2014": (0, 160), "val2014": (1000, 40)}  # name: (first image id, number of images)
+# More train images, drawn after the splits above from their own RNG so that those stay as they were: the bundled
+# model (scripts/train_tiny_idefics.py) needs more scenes than 160 to learn to look rather than to recall.
+MORE_TRAIN = ("train2014", 2000, 480, SEED + 1)  # split, first image id, number of images, seed
 
 
 def questions_for(shapes: list[tuple[str, str]], rng: random.Random) -> list[dict]:
@@ -47,7 +50,7 @@ def human_answers(answer: str, rng: random.Random) -> list[str]:
 
 def build_split(out: Path, split: str, first_id: int, count: int, rng: random.Random, qid: int) -> tuple[list, list, int]:
     image_dir = out / split
-    image_dir.mkdir(parents=True)
+    image_dir.mkdir(parents=True, exist_ok=True)
     questions, annotations = [], []
     for image_id in range(first_id, first_id + count):
         shapes = [(rng.choice(sorted(COLORS)), rng.choice(SHAPES)) for _ in range(rng.randint(1, 3))]
@@ -73,8 +76,15 @@ def build(out: Path) -> None:
     """Write the demo VQA set into the empty folder `out`."""
     rng = random.Random(SEED)
     qid = 1
+    splits = {}
     for split, (first_id, count) in SPLITS.items():
         questions, annotations, qid = build_split(out, split, first_id, count, rng, qid)
+        splits[split] = (count, questions, annotations)
+    split, first_id, count, seed = MORE_TRAIN
+    questions, annotations, qid = build_split(out, split, first_id, count, random.Random(seed), qid)
+    before = splits[split]
+    splits[split] = (before[0] + count, before[1] + questions, before[2] + annotations)
+    for split, (count, questions, annotations) in splits.items():
         header = {"data_subtype": split, "data_type": "mscoco", "task_type": "Open-Ended",
                   "info": {"description": "evals demo VQA (synthetic shapes)"}, "license": {}}
         write_json(out / f"v2_OpenEnded_mscoco_{split}_questions.json", {**header, "questions": questions})
