@@ -10,7 +10,7 @@ as `evals run` does (length-bucketed batches of 8), once per model:
   a second, the order of what IDEFICS-9B costs on one GPU, so the harness's own work (CPU-bound Python,
   the same on any device) weighs against the model about as it would in a real run. It runs first and
   so pays the run's one-off costs (METEOR's JVM start, lazy imports, first image decodes): an upper bound.
-- "tiny": the bundled tiny IDEFICS (64 wide, 2 layers): unrealistically cheap, so its share is high.
+- "tiny": the bundled tiny IDEFICS (1.5M parameters, 48 px images): unrealistically cheap, so its share is high.
 
 Every cell record carries `timing.overhead_fraction` (1 - model seconds / cell wall seconds); this prints,
 per model, the sums over cells, per-task shares, the sweep's whole wall time (which adds data loading and
