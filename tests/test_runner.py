@@ -99,6 +99,6 @@ def test_score_reflects_predictions(tmp_path):
 
 def test_more_shots_than_support_fails_before_any_model_call(tmp_path):
     model = ScriptedModel()
-    with pytest.raises(ConfigError, match="500 shots requested"):
-        run(model, ["demo_vqa"], RunSettings(shots=(500,), output_dir=tmp_path))
+    with pytest.raises(ConfigError, match="5000 shots requested"):
+        run(model, ["demo_vqa"], RunSettings(shots=(5000,), output_dir=tmp_path))
     assert model.seen == []
