@@ -38,6 +38,7 @@ import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (
@@ -53,7 +54,7 @@ sys.path.insert(0, str(ROOT))  # the checkout's packages, installed or not
 
 import tasks  # noqa: F401  (registers the demo tasks)
 from evals.images import load_image
-from evals.records import Example, Segment, TextSegment
+from evals.records import Example, ImageRef, Segment, TextSegment
 from evals.registry import PROMPT_FORMATS, TASKS
 from evals.runner import fingerprint
 from prompts.formats import PromptTemplate, merge_text, render
@@ -74,6 +75,12 @@ WHAT_IS_THIS = "What is this?"
 TASK_MIX = {"demo_vqa": 0.35, "demo_caption": 0.15, "demo_classify": 0.1, "demo_memes": 0.15, "demo_dialog": 0.05, "demo_what": 0.2}
 CAPTION_TASKS = {"demo_caption"}  # the query's answer is any of its five references, not always the one shots show
 SHOT_COUNTS = (0, 0, 1, 2, 4, 4, 6, 8)
+# Train pictures that are an eval picture are left out (see shown_in): compared on the demo pictures' 48-pixel grid,
+# up to a shift of three pixels, by the worst 3x3 window's mean difference.
+COMPARE_SIZE = 48
+MAX_SHIFT = 2  # with the tolerance, a shape moved by up to three pixels on a 48-pixel canvas is still the same picture
+SAME_PICTURE_MAX_DIFFERENCE = 100
+THUMBNAIL_TOLERANCE = 160  # an 8x8 block shifted by 3 pixels changes at most 39 of its 64 pixels: 39/64 * 255 < 160
 
 
 @dataclass(frozen=True)
@@ -126,36 +133,75 @@ def what_is_this(classify: list[Example]) -> list[list[Example]]:
 
 
 def eval_examples(name: str) -> list[Example]:
+    """The split `evals run` scores for a task (its query split)."""
     task = TASKS.get(name)
     return task.read(task.source(None), task.query_split)
 
 
-def image_keys(example: Example) -> set[str]:
-    """What a model sees of an example's pictures: their pixels (not their ids or file names)."""
-    return {hashlib.sha256(load_image(ref).tobytes()).hexdigest() for ref in example.images}
+def demo_task_names() -> list[str]:
+    return [name for name, task in TASKS.items() if "demo" in task.suites]
 
 
-def eval_image_keys() -> set[str]:
+def picture(ref: ImageRef) -> np.ndarray:
+    """What a model sees of a picture: its pixels on one grid (not its id, file or format)."""
+    return np.asarray(load_image(ref).convert("RGB").resize((COMPARE_SIZE, COMPARE_SIZE)), dtype=np.float32)
+
+
+def eval_pictures() -> np.ndarray:
     """Every picture that any demo eval split scores, whichever task it belongs to (demo_match included)."""
-    demo = [name for name, task in TASKS.items() if "demo" in task.suites]
-    return {key for name in demo for example in eval_examples(name) for key in image_keys(example)}
+    return np.stack([picture(ref) for name in demo_task_names() for example in eval_examples(name) for ref in example.images])
 
 
-def unseen_in_eval(examples: list[Example], eval_keys: set[str]) -> list[Example]:
+def thumbnails(pictures: np.ndarray) -> np.ndarray:
+    """8x8-pixel block means: a shift by three pixels or compression moves a block's mean by less than
+    THUMBNAIL_TOLERANCE, so pictures whose thumbnails differ by more cannot be one picture."""
+    n, size = len(pictures), COMPARE_SIZE // 8
+    return pictures.reshape(n, size, 8, size, 8, 3).mean(axis=(2, 4))
+
+
+def worst_window(difference: np.ndarray) -> np.ndarray:
+    """The largest mean over 3x3 windows of a stack of difference maps (N, H, W): a thin line of changed pixels,
+    as compression or a one-pixel shift leaves along edges, averages out; a changed shape does not."""
+    h, w = difference.shape[1] - 2, difference.shape[2] - 2
+    return (sum(difference[:, i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9).max(axis=(1, 2))
+
+
+def shown_in(candidates: np.ndarray, shown: np.ndarray) -> np.ndarray:
+    """Which candidate pictures are one of the `shown` pictures: the same scene up to compression (the demo sets
+    save scenes as PNG or as JPEG at different qualities) and a shift of up to three pixels each way. Measured on
+    the demo sets (worst window at the best shift): re-saved copies under 70, three-pixel shifts under 100, larger
+    shifts from 107 up, and a changed shape, even a small triangle for a circle in a three-shape scene, 144 or more."""
+    near = np.abs(thumbnails(candidates)[:, None] - thumbnails(shown)[None]).max(axis=(2, 3, 4)) <= THUMBNAIL_TOLERANCE
+    return np.array([near[i].any() and is_one_of(candidates[i], shown[near[i]]) for i in range(len(candidates))], dtype=bool)
+
+
+def is_one_of(candidate: np.ndarray, others: np.ndarray) -> bool:
+    """Whether, moved by up to MAX_SHIFT pixels (wrapping round, as the demo sets shift), the candidate differs from
+    one of `others` by less than SAME_PICTURE_MAX_DIFFERENCE in every 3x3 window (largest channel). What a
+    one-pixel shift leaves is under that, hence three pixels in all."""
+    shifts = range(-MAX_SHIFT, MAX_SHIFT + 1)
+    return any((worst_window(np.abs(others - np.roll(candidate, (dy, dx), axis=(0, 1))).max(axis=-1))
+                < SAME_PICTURE_MAX_DIFFERENCE).any() for dy in shifts for dx in shifts)
+
+
+def unseen_in_eval(examples: list[Example], eval_set: np.ndarray) -> list[Example]:
     """The train examples whose pictures no eval split shows. The synthetic scenes come from a small space, so a
     val picture can be a train picture drawn again (often with the same question); training on it would reward
     recall, so no scored picture is ever trained on, as with real benchmarks' disjoint image sets."""
-    return [e for e in examples if not image_keys(e) & eval_keys]
+    refs = list({ref.path: ref for example in examples for ref in example.images}.values())  # VQA asks 3 per picture
+    flagged = shown_in(np.stack([picture(ref) for ref in refs]), eval_set)
+    seen = {ref.path for ref, shown in zip(refs, flagged) if shown}
+    return [example for example in examples if not any(ref.path in seen for ref in example.images)]
 
 
 def training_pools(names: list[str]) -> dict[str, list[list[Example]]]:
     """Each task's pools of train examples, without any whose picture an eval split shows; an episode draws all
     its examples from one pool."""
-    eval_keys = eval_image_keys()
+    eval_set = eval_pictures()
     pools = {}
     for name in names:
         # demo_what's questions are asked of demo_classify's train images
-        train = unseen_in_eval(support_examples("demo_classify" if name == "demo_what" else name), eval_keys)
+        train = unseen_in_eval(support_examples("demo_classify" if name == "demo_what" else name), eval_set)
         pools[name] = what_is_this(train) if name == "demo_what" else [train]
     return pools
 
@@ -308,6 +354,8 @@ def train(settings: Settings, out: Path) -> dict:
     return {
         "settings": asdict(settings),
         "data": {name: fingerprint(support_examples(name)) for name in sorted({*pools, "demo_classify"} - {"demo_what"})},
+        # the pools leave out every train picture these splits show: a changed eval split needs a retrained model
+        "eval_data": {name: fingerprint(eval_examples(name)) for name in sorted(demo_task_names())},
         "train_examples_used": {name: [len(pool) for pool in task_pools] for name, task_pools in pools.items()},
         "parameters": sum(p.numel() for p in model.parameters()),
         "loss_first_50": round(sum(losses[:50]) / len(losses[:50]), 4),

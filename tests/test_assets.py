@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
+import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
+from PIL import Image, ImageChops
+
 from evals.models import BUNDLED_CHECKPOINT
+from evals.registry import TASKS
+from evals.runner import fingerprint
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -38,9 +46,6 @@ def test_shipped_weights_are_the_ones_the_training_script_recorded():
 
 def test_shipped_weights_were_trained_on_todays_demo_train_splits():
     """A change to a demo set's train split (or its reader) must come with a retrained checkpoint."""
-    from evals.registry import TASKS
-    from evals.runner import fingerprint
-
     recorded = training_record()["data"]
     for name, digest in recorded.items():
         task = TASKS.get(name)
@@ -67,20 +72,72 @@ def test_training_script_is_reproducible_and_builds_the_shipped_tokenizer_and_co
     assert sorted(name for name in made if made[name] != shipped[name]) == ["model.safetensors", "training.json"]
 
 
-def test_training_pools_hold_no_eval_picture():
-    """The demo scenes come from a small space, so a val picture can repeat a train picture: training leaves those out."""
-    import importlib.util
-
+@pytest.fixture(scope="module")
+def train_script():
+    """scripts/train_tiny_idefics.py as a module (it is a script, not part of the package)."""
     spec = importlib.util.spec_from_file_location("train_tiny_idefics", REPO / "scripts" / "train_tiny_idefics.py")
-    train = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = train  # dataclasses look their module up there
-    spec.loader.exec_module(train)
-    pools = train.training_pools(["demo_vqa", "demo_what"])
-    vqa_eval = {key for e in train.eval_examples("demo_vqa") for key in train.image_keys(e)}
-    what_eval = {key for e in train.eval_examples("demo_what") for key in train.image_keys(e)}
-    vqa_kept = {key for e in pools["demo_vqa"][0] for key in train.image_keys(e)}
-    what_kept = {key for pool in pools["demo_what"] for e in pool for key in train.image_keys(e)}
-    assert vqa_kept and what_kept
-    assert not vqa_kept & vqa_eval and not what_kept & what_eval
-    # there were repeats to leave out: the unfiltered train split shows some eval pictures
-    assert {key for e in train.support_examples("demo_vqa") for key in train.image_keys(e)} & vqa_eval
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+@pytest.fixture(scope="module")
+def pools(train_script):
+    return train_script.training_pools(list(train_script.TASK_MIX))
+
+
+def scene(shapes: list[tuple[str, str]], shift: tuple[int, int] = (0, 0), quality: int | None = None) -> np.ndarray:
+    """A demo scene as the demo sets make one: drawn, shifted (wrapping round), saved as PNG or as JPEG."""
+    if str(REPO / "scripts" / "demo") not in sys.path:
+        sys.path.insert(0, str(REPO / "scripts" / "demo"))
+    from shapes import draw_scene
+
+    image = ImageChops.offset(draw_scene(shapes), *shift)
+    saved = io.BytesIO()
+    image.save(saved, format="JPEG", quality=quality) if quality else image.save(saved, format="PNG")
+    return np.asarray(Image.open(saved).convert("RGB"), dtype=np.float32)
+
+
+def test_a_scene_saved_again_or_moved_a_little_is_found_and_a_changed_scene_is_not(train_script):
+    three = [("red", "square"), ("green", "circle"), ("yellow", "square")]
+    shown = np.stack([scene(three), scene([("blue", "triangle")], shift=(5, -3))])
+    candidates = [
+        scene(three, quality=95),                                      # the same scene as JPEG: found
+        scene([("blue", "triangle")], shift=(7, -2), quality=90),      # moved by two and one pixels, JPEG: found
+        scene([("red", "circle"), ("green", "circle"), ("yellow", "square")], quality=95),  # one shape changed
+        scene([("blue", "triangle")], shift=(8, -3)),                  # moved by three pixels: still found
+        scene([("blue", "triangle")], shift=(9, -3)),                  # moved by four pixels: a new picture
+        scene([("blue", "square")], shift=(5, -3)),                    # another shape in the same place
+    ]
+    assert train_script.shown_in(np.stack(candidates), shown).tolist() == [True, True, False, True, False, False]
+
+
+def test_training_pools_hold_no_eval_picture(train_script, pools):
+    """The demo scenes come from a small space, and the demo sets save them as PNG or JPEG at different qualities:
+    the copies found in review (one scene saved by two demo sets, found by mean absolute difference) are left out."""
+    kept = {ref.path for task_pools in pools.values() for pool in task_pools for e in pool for ref in e.images}
+    copies = {  # train picture: the eval picture it is (mean absolute difference 1 to 4)
+        "classification/train/n90000002/n90000002_21.JPEG": "what/val2014 1038",
+        "classification/train/n90000002/n90000002_38.JPEG": "what/val2014 1038",
+        "classification/train/n90000006/n90000006_105.JPEG": "captioning 7009, visdial val 1006",
+        "hateful_memes/img/10005.png": "vqa/val2014 1012 and 1030, visdial val 1027",
+        "vqa/train2014/COCO_train2014_000000000008.jpg": "winoground ex_3_img_1",
+        "vqa/train2014/COCO_train2014_000000002310.jpg": "winoground ex_7_img_0",
+    }
+    demo = REPO / "tasks" / "demo"
+    assert kept and not {str(Path(path).relative_to(demo)) for path in kept} & set(copies)
+    assert all((demo / path).is_file() for path in copies)
+    # there were copies to leave out: the unfiltered VQA train split shows eval pictures
+    assert len(pools["demo_vqa"][0]) < len(train_script.support_examples("demo_vqa"))
+
+
+def test_training_record_counts_the_pools_todays_data_gives(pools):
+    """The pools depend on every demo eval split too: a changed eval split needs a retrained model."""
+    record = training_record()
+    assert record["train_examples_used"] == {name: [len(pool) for pool in task_pools] for name, task_pools in pools.items()}
+    for name, digest in record["eval_data"].items():
+        task = TASKS.get(name)
+        assert fingerprint(task.read(task.source(None), task.query_split)) == digest, name
+    assert set(record["eval_data"]) == {name for name, task in TASKS.items() if "demo" in task.suites}

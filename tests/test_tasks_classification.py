@@ -149,7 +149,7 @@ def test_demo_classification_set_loads():
     task = TASKS.get("demo_classify")
     source = task.source(None)
     support, queries = task.read(source, task.support_split), task.read(source, task.query_split)
-    assert len(support) == 160 and len(queries) == 40
+    assert len(support) == 256 and len(queries) == 40  # the support split is train_32_per_class
     assert [q.references[0] for q in queries[:8]] == [
         "red circle", "red square", "green triangle", "green circle", "blue square", "blue triangle", "yellow circle",
         "yellow triangle"]

@@ -129,5 +129,5 @@ def test_demo_memes_load():
     task = TASKS.get("demo_memes")
     source = task.source(None)
     support, queries = task.read(source, "train"), task.read(source, "dev_seen")
-    assert len(support) == 300 and len(queries) == 50
+    assert len(support) == 900 and len(queries) == 50
     assert {q.references[0] for q in queries} == {"yes", "no"}

@@ -3,7 +3,8 @@
 The scenes are coloured shapes on a plain background, so questions have one visually grounded answer.
 Each question carries 10 human-style answers (mostly the true answer, a few cased or padded variants
 and an occasional wrong one), so the official scorer's normalisation and leave-one-out both matter.
-Everything is drawn from one seeded RNG: running the script twice gives identical files.
+Everything is drawn from seeded RNGs (one for the splits, one for the added train images): running the script
+twice gives identical files.
 """
 
 from __future__ import annotations
