@@ -150,14 +150,25 @@ def without_timing(path: Path) -> dict:
     return record
 
 
-def assert_identical(resumed: Path, reference: Path) -> None:
-    """Same files; every record equal but for timing; every per-sample file byte for byte."""
+def assert_identical(resumed: Path, reference: Path, float_noise: bool = False) -> None:
+    """Same files; every record equal but for timing; every per-sample file byte for byte. With `float_noise`,
+    a ranked task's raw log-likelihoods may differ in float32's last bits (a unit a restart recomputes is batched
+    with other queries than before, and CPU kernels sum padded batches in another order): the rest of every row,
+    prediction and score included, is still identical."""
     names = sorted(str(p.relative_to(resumed)) for p in resumed.rglob("*") if p.is_file())
     assert names == sorted(str(p.relative_to(reference)) for p in reference.rglob("*") if p.is_file())
     for path in records(reference):
         assert without_timing(resumed / path.relative_to(reference)) == without_timing(path)
     for path in reference.rglob("*.samples.jsonl"):
-        assert (resumed / path.relative_to(reference)).read_bytes() == path.read_bytes()
+        got, want = (resumed / path.relative_to(reference)).read_bytes(), path.read_bytes()
+        if not float_noise:
+            assert got == want
+            continue
+        for row, expected in zip(map(json.loads, got.splitlines()), map(json.loads, want.splitlines()), strict=True):
+            if isinstance(expected["output"], list):  # ranked: one list of candidate log-likelihoods per view
+                assert [[pytest.approx(v, rel=1e-6, abs=1e-6) for v in view] for view in expected["output"]] == row["output"]
+                row["output"] = expected["output"]
+            assert row == expected
 
 
 def test_sweep_killed_at_several_points_resumes_identical_without_recomputing(tmp_path, plugin):
@@ -201,7 +212,7 @@ def test_tiny_idefics_resumed_mid_cell_matches_an_uninterrupted_run(tmp_path, pl
     second = finish(sweep_command(plugin, output, "slow-tiny", seeds="1", limit="4"), tmp_path / "second.log")
     assert second.returncode == 0, second.stderr
     assert sent(tmp_path / "second.log") == prompts_to_send(reference, finished, journaled)
-    assert_identical(output, reference)
+    assert_identical(output, reference, float_noise=True)
 
 
 def test_ctrl_c_says_what_is_kept_and_the_rerun_finishes_the_sweep(tmp_path, plugin):
