@@ -51,6 +51,7 @@ from transformers import (
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the checkout's packages, installed or not
+sys.path.insert(0, str(ROOT / "scripts" / "demo"))  # the demo scenes' drawing helpers
 
 import tasks  # noqa: F401  (registers the demo tasks)
 from evals.images import load_image
@@ -58,6 +59,7 @@ from evals.records import Example, ImageRef, Segment, TextSegment
 from evals.registry import PROMPT_FORMATS, TASKS
 from evals.runner import fingerprint
 from prompts.formats import PromptTemplate, merge_text, render
+from shapes import BACKGROUND, COLORS
 
 OUT = ROOT / "evals" / "models" / "tiny_idefics"
 SPECIAL = ["<unk>", "<s>", "</s>"]
@@ -80,6 +82,7 @@ SHOT_COUNTS = (0, 0, 1, 2, 4, 4, 6, 8)
 COMPARE_SIZE = 48
 MAX_SHIFT = 2  # with the tolerance, a shape moved by up to three pixels on a 48-pixel canvas is still the same picture
 SAME_PICTURE_MAX_DIFFERENCE = 100
+COLOUR_COUNT_TOLERANCE = 300  # pixels: more than the edge of the largest demo shape that compression can recolour
 THUMBNAIL_TOLERANCE = 160  # an 8x8 block shifted by 3 pixels changes at most 39 of its 64 pixels: 39/64 * 255 < 160
 
 
@@ -159,6 +162,15 @@ def thumbnails(pictures: np.ndarray) -> np.ndarray:
     return pictures.reshape(n, size, 8, size, 8, 3).mean(axis=(2, 4))
 
 
+def colour_counts(pictures: np.ndarray) -> np.ndarray:
+    """How many pixels of each picture are nearest each demo colour (background first): a wrapping shift keeps
+    them, compression moves only edge pixels, so pictures whose counts differ by more than COLOUR_COUNT_TOLERANCE
+    cannot be one picture. A cheap first cut: the window comparison is the costly one."""
+    palette = np.array([BACKGROUND, *COLORS.values()], dtype=np.float32)
+    nearest = np.abs(pictures[..., None, :] - palette).sum(axis=-1).argmin(axis=-1).reshape(len(pictures), -1)
+    return np.stack([(nearest == k).sum(axis=1) for k in range(len(palette))], axis=1)
+
+
 def worst_window(difference: np.ndarray) -> np.ndarray:
     """The largest mean over 3x3 windows of a stack of difference maps (N, H, W): a thin line of changed pixels,
     as compression or a one-pixel shift leaves along edges, averages out; a changed shape does not."""
@@ -172,6 +184,7 @@ def shown_in(candidates: np.ndarray, shown: np.ndarray) -> np.ndarray:
     the demo sets (worst window at the best shift): re-saved copies under 70, three-pixel shifts under 100, larger
     shifts from 107 up, and a changed shape, even a small triangle for a circle in a three-shape scene, 144 or more."""
     near = np.abs(thumbnails(candidates)[:, None] - thumbnails(shown)[None]).max(axis=(2, 3, 4)) <= THUMBNAIL_TOLERANCE
+    near &= np.abs(colour_counts(candidates)[:, None] - colour_counts(shown)[None]).max(axis=2) <= COLOUR_COUNT_TOLERANCE
     return np.array([near[i].any() and is_one_of(candidates[i], shown[near[i]]) for i in range(len(candidates))], dtype=bool)
 
 
@@ -198,12 +211,9 @@ def training_pools(names: list[str]) -> dict[str, list[list[Example]]]:
     """Each task's pools of train examples, without any whose picture an eval split shows; an episode draws all
     its examples from one pool."""
     eval_set = eval_pictures()
-    pools = {}
-    for name in names:
-        # demo_what's questions are asked of demo_classify's train images
-        train = unseen_in_eval(support_examples("demo_classify" if name == "demo_what" else name), eval_set)
-        pools[name] = what_is_this(train) if name == "demo_what" else [train]
-    return pools
+    sources = {name: "demo_classify" if name == "demo_what" else name for name in names}  # "What is this?" of classify
+    kept = {source: unseen_in_eval(support_examples(source), eval_set) for source in set(sources.values())}
+    return {name: what_is_this(kept[source]) if name == "demo_what" else [kept[source]] for name, source in sources.items()}
 
 
 def corpus(pools: dict[str, list[list[Example]]]) -> list[str]:

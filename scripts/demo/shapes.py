@@ -9,11 +9,12 @@ from PIL import Image, ImageDraw
 
 IMAGE_SIZE = 48
 COLORS = {"red": (220, 30, 30), "green": (30, 170, 60), "blue": (40, 70, 220), "yellow": (235, 215, 40)}
+BACKGROUND = (245, 245, 245)
 SHAPES = ("circle", "square", "triangle")
 
 
 def draw_scene(shapes: list[tuple[str, str]]) -> Image.Image:
-    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), (245, 245, 245))
+    image = Image.new("RGB", (IMAGE_SIZE, IMAGE_SIZE), BACKGROUND)
     draw = ImageDraw.Draw(image)
     cell = IMAGE_SIZE // len(shapes)
     for slot, (color, shape) in enumerate(shapes):
