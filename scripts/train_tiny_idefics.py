@@ -82,7 +82,7 @@ SHOT_COUNTS = (0, 0, 1, 2, 4, 4, 6, 8)
 COMPARE_SIZE = 48
 MAX_SHIFT = 2  # with the tolerance, a shape moved by up to three pixels on a 48-pixel canvas is still the same picture
 SAME_PICTURE_MAX_DIFFERENCE = 100
-COLOUR_COUNT_TOLERANCE = 300  # pixels: more than the edge of the largest demo shape that compression can recolour
+COLOUR_COUNT_TOLERANCE = 300  # pixels; a sound first cut on the demo sets: the pools are the same without it
 THUMBNAIL_TOLERANCE = 160  # an 8x8 block shifted by 3 pixels changes at most 39 of its 64 pixels: 39/64 * 255 < 160
 
 
