@@ -44,7 +44,7 @@ from evals.journal import Journal
 from evals.models import BUNDLED_CHECKPOINT, DEFAULT_MODEL, resolve_model
 from evals.models.base import Model, ModelInfo
 from evals.models.idefics import IdeficsModel
-from evals.registry import TASKS
+from evals.registry import suite_tasks
 from evals.runner import RunSettings
 from results.schema import CellResult
 from results.store import read_cell
@@ -138,7 +138,7 @@ def shares(results: Sequence[CellResult]) -> dict[str, float]:
 def sweep(name: str, limit: int) -> dict:
     """One model over the demo sweep in a fresh output folder; its timing, per task and attributed."""
     model = MODELS[name]()
-    tasks = [task for task, t in TASKS.items() if "demo" in t.suites]
+    tasks = suite_tasks("demo")
     stopwatch = Stopwatch()
     with tempfile.TemporaryDirectory() as output, attributed(stopwatch):
         settings = RunSettings(shots=SHOTS, seeds=(0,), limit=limit, output_dir=Path(output), length_buckets=True)

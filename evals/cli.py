@@ -134,7 +134,7 @@ def run_sweep(spec, overwrite: bool, auto_batch: bool = False) -> None:
 
     from evals.distributed import close, current_world, exit_cleanly, local_device
     from evals.models import resolve_model
-    from evals.registry import TASKS
+    from evals.registry import TASKS, suite_tasks
     from evals.runner import NoProgress, skipped_shots
     from evals.runner import run as run_cells
     from evals.sweep import model_options, run_settings
@@ -143,7 +143,7 @@ def run_sweep(spec, overwrite: bool, auto_batch: bool = False) -> None:
     world = current_world(spec.device)
     spec = replace(spec, device=local_device(spec.device, world))
     load_task_modules(list(spec.task_modules))
-    task_names = list(spec.tasks) or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
+    task_names = list(spec.tasks) or suite_tasks(DEMO_SUITE)
     for name in [*task_names, *spec.sources]:
         TASKS.get(name)
     for name in spec.models:
@@ -239,11 +239,11 @@ def rices_build(
 ) -> None:
     """Precompute the RICES feature cache (support and query splits) so later runs only read it."""
     from evals.models import resolve_model
-    from evals.registry import TASKS
+    from evals.registry import TASKS, suite_tasks
     from evals.runner import RunSettings, build_selector, load_task_data
 
     load_task_modules(task_module)
-    task_names = task or [name for name, t in TASKS.items() if DEMO_SUITE in t.suites]
+    task_names = task or suite_tasks(DEMO_SUITE)
     tasks = [TASKS.get(name) for name in task_names]
     loaded = resolve_model(model, device=device) if embedder == "vision-tower" else None
     settings = RunSettings(data_dir=data_dir, limit=limit, sources=parse_sources(source),

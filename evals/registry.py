@@ -58,6 +58,11 @@ SELECTORS: Registry = Registry("selector")
 PROMPT_FORMATS: Registry = Registry("prompt format")
 EMBEDDERS: Registry = Registry("embedder")
 
+
+def suite_tasks(suite: str) -> list[str]:
+    """The registered tasks that belong to `suite` (e.g. "demo", what `evals run` runs by default), in registry order."""
+    return [name for name, task in TASKS.items() if suite in task.suites]
+
 _loaded = False
 
 

@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT / "scripts" / "demo"))  # the demo scenes' drawing h
 import tasks  # noqa: F401  (registers the demo tasks)
 from evals.images import load_image
 from evals.records import Example, ImageRef, Segment, TextSegment
-from evals.registry import PROMPT_FORMATS, TASKS
+from evals.registry import PROMPT_FORMATS, TASKS, suite_tasks
 from evals.runner import fingerprint
 from prompts.formats import PromptTemplate, merge_text, render
 from shapes import BACKGROUND, COLORS
@@ -141,10 +141,6 @@ def eval_examples(name: str) -> list[Example]:
     return task.read(task.source(None), task.query_split)
 
 
-def demo_task_names() -> list[str]:
-    return [name for name, task in TASKS.items() if "demo" in task.suites]
-
-
 def picture(ref: ImageRef) -> np.ndarray:
     """What a model sees of a picture: its pixels on one grid (not its id, file or format)."""
     return np.asarray(load_image(ref).convert("RGB").resize((COMPARE_SIZE, COMPARE_SIZE)), dtype=np.float32)
@@ -152,7 +148,7 @@ def picture(ref: ImageRef) -> np.ndarray:
 
 def eval_pictures() -> np.ndarray:
     """Every picture that any demo eval split scores, whichever task it belongs to (demo_match included)."""
-    return np.stack([picture(ref) for name in demo_task_names() for example in eval_examples(name) for ref in example.images])
+    return np.stack([picture(ref) for name in suite_tasks("demo") for example in eval_examples(name) for ref in example.images])
 
 
 def thumbnails(pictures: np.ndarray) -> np.ndarray:
@@ -365,7 +361,7 @@ def train(settings: Settings, out: Path) -> dict:
         "settings": asdict(settings),
         "data": {name: fingerprint(support_examples(name)) for name in sorted({*pools, "demo_classify"} - {"demo_what"})},
         # the pools leave out every train picture these splits show: a changed eval split needs a retrained model
-        "eval_data": {name: fingerprint(eval_examples(name)) for name in sorted(demo_task_names())},
+        "eval_data": {name: fingerprint(eval_examples(name)) for name in sorted(suite_tasks("demo"))},
         "train_examples_used": {name: [len(pool) for pool in task_pools] for name, task_pools in pools.items()},
         "parameters": sum(p.numel() for p in model.parameters()),
         "loss_first_50": round(sum(losses[:50]) / len(losses[:50]), 4),

@@ -12,13 +12,13 @@ from rich.console import Console
 
 from evals import cli
 from evals.models import ScriptedModel
-from evals.registry import PROMPT_FORMATS, TASKS
+from evals.registry import PROMPT_FORMATS, suite_tasks
 from evals.runner import RunSettings, run
 from results.compare import compare
 from results.records import read_records
 from tests.cells import cell, write
 
-DEMO = [name for name, task in TASKS.items() if "demo" in task.suites]
+DEMO = suite_tasks("demo")
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from evals.models import BUNDLED_CHECKPOINT, resolve_model
 from evals.models.idefics2 import Idefics2Model
 from evals.models.options import ModelOptions
 from evals.records import Example, ImageRef, ImageSegment, Prompt, TextSegment
-from evals.registry import PROMPT_FORMATS, TASKS
+from evals.registry import PROMPT_FORMATS, suite_tasks
 from prompts import render
 
 REPO = Path(__file__).resolve().parent.parent
@@ -297,7 +297,7 @@ def test_a_stop_string_of_two_tokens_ends_generation(tiny_idefics2, image):
 
 
 def demo_tasks() -> list[str]:
-    return [name for name, task in TASKS.items() if "demo" in task.suites]
+    return suite_tasks("demo")
 
 
 def run_demo(model: str, out: Path, *extra: str) -> subprocess.CompletedProcess:
