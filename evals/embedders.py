@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from evals.errors import ConfigError, EvalsError
 from evals.images import load_image
+from evals.models.compat import clip_image_features
 from evals.records import ImageRef
 from evals.registry import EMBEDDERS
 
@@ -101,8 +102,7 @@ class ClipEmbedder:
         def encode(batch):
             pixels = self.processor(images=batch, return_tensors="pt")["pixel_values"].to(self.device)
             with torch.inference_mode():
-                features = self.model.get_image_features(pixel_values=pixels)
-            features = getattr(features, "pooler_output", features)  # some versions wrap the projection
+                features = clip_image_features(self.model, pixels)
             return features.float().cpu().numpy()
 
         return embed_in_batches(images, self.batch_size, encode, on_batch)

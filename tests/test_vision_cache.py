@@ -73,7 +73,7 @@ def test_text_only_and_mixed_image_counts_match_uncached(tiny_idefics):
 def test_bounded_cache_evicts_and_predictions_stay_identical(tiny_idefics):
     prompts = few_shot_prompts()
     latents, width = tiny_idefics.feature_shape()
-    one_image = latents * width * 4  # perceiver latents x vision width, float32
+    one_image = latents * width * 4  # tokens x vision width, float32
     small = twin(tiny_idefics, feature_cache=True, feature_cache_bytes=2 * one_image)
     params = GenerationParams(max_new_tokens=6, num_beams=1)
     assert small.generate(prompts, params) == twin(tiny_idefics, feature_cache=False).generate(prompts, params)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from evals.errors import ConfigError, DataError, EvalsError
 from evals.images import load_image
+from evals.models import compat
 from evals.models import scoring_common as scoring
 from evals.models.base import ModelInfo
 from evals.models.options import ModelOptions, check_family_options, from_pretrained_kwargs, processor_kwargs
@@ -110,19 +111,12 @@ class IdeficsModel(ProcessorModel):
 
         return Image.new("RGB", (8, 8))  # 8x8: a 1x1 image would be read as channels-first
 
-    def model_inputs(self, prompts: Sequence[Prompt], extra_tokens: Sequence[int], extra_what: str):
-        """`encode`'s inputs; with the feature cache on, each image's cached features replace the pixel values."""
-        if self.feature_cache is None:
-            return self.encode(prompts, extra_tokens, extra_what)
+    def inputs_with_features(self, prompts: Sequence[Prompt], extra_tokens: Sequence[int], extra_what: str):
+        """`encode`'s inputs without pixel values, and the prompts' cached image features (prompts, images, tokens,
+        width): each image encoded once per run while the feature cache holds it, else once per call."""
         inputs = self.encode(prompts, extra_tokens, extra_what, pixels=False)
         del inputs["pixel_values"]
-        inputs[self.image_key] = self.batch_features(prompts, inputs["image_attention_mask"].shape[2])
-        return inputs
-
-    @property
-    def image_key(self) -> str:
-        """The forward argument that takes precomputed image features: after the perceiver when the checkpoint has one."""
-        return "perceiver_embeddings" if self.model.config.use_resampler else "image_encoder_embeddings"
+        return inputs, self.batch_features(prompts, inputs["image_attention_mask"].shape[2])
 
     def batch_features(self, prompts: Sequence[Prompt], slots: int):
         """(prompts, slots, tokens, width) features, prompt i's j-th image in slot j as the processor orders pixel values.
@@ -133,37 +127,35 @@ class IdeficsModel(ProcessorModel):
         import torch
 
         rows = []
+        blank = torch.zeros(self.feature_shape(), dtype=self.model.dtype, device=self.device)
         for prompt in prompts:
             images = [self.image_features(s.image) for s in prompt.segments if isinstance(s, ImageSegment)]
-            blank = torch.zeros(self.feature_shape(), dtype=self.model.dtype, device=self.device)
             rows.append(torch.stack(images + [blank] * (slots - len(images))))
         return torch.stack(rows)
 
     def feature_shape(self) -> tuple[int, int]:
-        vision = self.model.config.vision_config
-        if self.model.config.use_resampler:
-            return self.model.config.perceiver_config.resampler_n_latents, vision.embed_dim
-        return (vision.image_size // vision.patch_size) ** 2 + 1, vision.embed_dim
+        """(tokens, width) of one image's cached features."""
+        return compat.idefics_cached_feature_shape(self.model.config)
 
     def image_features(self, ref: ImageRef):
         """One image's features from the cache, or encoded now (alone, so no batch can change them) and kept."""
-        features = self.feature_cache.get(ref)
+        features = self.feature_cache.get(ref) if self.feature_cache is not None else None
         if features is None:
             features = self.encode_image(load_image(ref))
-            self.feature_cache.put(ref, features)
+            if self.feature_cache is not None:
+                self.feature_cache.put(ref, features)
         return features
 
     def encode_image(self, image):
-        """The vision tower (and perceiver) on one decoded image, as the model's forward runs them on pixel values."""
+        """One decoded image's features as `generate` takes them (compat.idefics_cached_features)."""
         import torch
 
-        pixels = self.processor.image_processor([image], return_tensors="pt")
-        pixels = getattr(pixels, "pixel_values", pixels).to(self.device, self.model.dtype)
         with torch.inference_mode():
-            hidden = self.model.model.vision_model(pixel_values=pixels).last_hidden_state
-            if self.model.config.use_resampler:
-                hidden = self.model.model.perceiver_resampler(hidden)
-        return hidden[0]
+            return compat.idefics_cached_features(self.model, self.pixel_values([image]))[0]
+
+    def pixel_values(self, images):
+        pixels = self.processor.image_processor(images, return_tensors="pt")
+        return getattr(pixels, "pixel_values", pixels).to(self.device, self.model.dtype)
 
     def check_length(self, prompts: Sequence[Prompt], lengths: Sequence[int], extra: Sequence[int], extra_what: str) -> None:
         limit = getattr(self.model.config, "max_position_embeddings", None)
@@ -173,10 +165,8 @@ class IdeficsModel(ProcessorModel):
         """Pooled vision-tower features of decoded images (the vision-tower RICES embedder)."""
         import torch
 
-        pixels = self.processor.image_processor(images, return_tensors="pt")
-        pixels = getattr(pixels, "pixel_values", pixels).to(self.device, self.model.dtype)
         with torch.inference_mode():
-            pooled = self.model.model.vision_model(pixels).pooler_output
+            pooled = compat.idefics_pooled_features(self.model, self.pixel_values(images))
         return pooled.float().cpu().numpy()
 
     def stop_token_ids(self, stop_sequences: Sequence[str]) -> list[int]:
@@ -185,7 +175,12 @@ class IdeficsModel(ProcessorModel):
     def generate(self, prompts: Sequence[Prompt], params: GenerationParams) -> list[str]:
         import torch
 
-        inputs = self.model_inputs(prompts, [params.max_new_tokens] * len(prompts), "new tokens to generate")
+        extra = [params.max_new_tokens] * len(prompts)
+        if self.feature_cache is None:  # pixel values: transformers' own path, the reference for the cache
+            inputs = self.encode(prompts, extra, "new tokens to generate")
+        else:
+            inputs, features = self.inputs_with_features(prompts, extra, "new tokens to generate")
+            inputs.update(compat.idefics_generate_kwargs(features))
         with torch.inference_mode():
             output = self.model.generate(
                 **inputs,
@@ -221,13 +216,16 @@ class IdeficsModel(ProcessorModel):
             return []
         ids = self.candidate_ids(prompts, candidates)
         longest = [max((len(c) for c in options), default=0) for options in ids]
-        inputs = self.model_inputs(prompts, longest, "candidate tokens")
+        inputs, features = self.inputs_with_features(prompts, longest, "candidate tokens")
         with torch.inference_mode():
-            prefix = self.model(**inputs, use_cache=True, logits_to_keep=1)
+            features = compat.idefics_forward_features(self.model, features)  # after the perceiver, once per call
+            prefix = self.model(**inputs, **compat.idefics_forward_kwargs(self.model, features), use_cache=True,
+                                **compat.last_logits_kwargs(self.model))
+            past = compat.output_cache(prefix)
             return scoring.prefix_scores(ids, prefix.logits[:, -1], inputs["input_ids"].shape[1], self.score_token_budget,
-                                         lambda rows: self.chunk_log_probs(inputs, prefix, rows), reduction)
+                                         lambda rows: self.chunk_log_probs(inputs, features, past, rows), reduction)
 
-    def chunk_log_probs(self, inputs, prefix, rows: Sequence[Row]):
+    def chunk_log_probs(self, inputs, features, past, rows: Sequence[Row]):
         """One batched forward over rows' tokens but the last, attending to their prompts' cache rows."""
         import torch
 
@@ -238,9 +236,9 @@ class IdeficsModel(ProcessorModel):
             attention_mask=torch.cat([inputs["attention_mask"][batch.index], batch.mask], dim=1),
             # candidate tokens see the images the prompt's last token sees, as in generation
             image_attention_mask=inputs["image_attention_mask"][batch.index, -1:].expand(-1, batch.width, -1),
-            past_key_values=scoring.cache_rows(prefix.past_key_values, batch.index, self.model.config),
             use_cache=True,
-            **{self.image_key: prefix.image_hidden_states[batch.index]},  # after the perceiver when the checkpoint has one
+            **compat.cache_kwargs(self.model, compat.cache_rows(past, batch.index, self.model.config)),
+            **compat.idefics_forward_kwargs(self.model, features[batch.index]),
         ).logits
         return scoring.target_log_prob_sums(logits, batch)
 

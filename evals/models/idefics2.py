@@ -14,6 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from evals.images import load_image
+from evals.models import compat
 from evals.models import scoring_common as scoring
 from evals.models.base import ModelInfo
 from evals.models.idefics import check_prompt_lengths, checkpoint_revision, load_pretrained, stop_token_ids
@@ -53,7 +54,7 @@ def stop_arguments(tokenizer, stop_sequences: Sequence[str]) -> dict:
     arguments: dict = {"eos_token_id": stop_token_ids(tokenizer, stop_sequences)}
     longer = [stop for stop in stop_sequences if len(tokenizer.encode(stop, add_special_tokens=False)) != 1]
     if longer:
-        arguments.update(stop_strings=longer, tokenizer=tokenizer)
+        arguments.update(compat.stop_strings_kwargs(tokenizer, longer))
     return arguments
 
 
@@ -127,11 +128,12 @@ class Idefics2Model(ProcessorModel):
         # Explicit positions: with left padding the decoder would otherwise count a row's pads as positions.
         positions = (inputs["attention_mask"].cumsum(dim=1) - 1).clamp(min=0)
         with torch.inference_mode():
-            prefix = self.model(**inputs, position_ids=positions, use_cache=True, logits_to_keep=1)
+            prefix = self.model(**inputs, position_ids=positions, use_cache=True, **compat.last_logits_kwargs(self.model))
             return scoring.prefix_scores(ids, prefix.logits[:, -1], inputs["input_ids"].shape[1], self.score_token_budget,
-                                         partial(self.chunk_log_probs, inputs["attention_mask"], prefix), reduction)
+                                         partial(self.chunk_log_probs, inputs["attention_mask"], compat.output_cache(prefix)),
+                                         reduction)
 
-    def chunk_log_probs(self, prompt_mask, prefix, rows: Sequence[Row]):
+    def chunk_log_probs(self, prompt_mask, past, rows: Sequence[Row]):
         """One batched forward over rows' tokens but the last, attending to their prompts' cache rows."""
         import torch
 
@@ -141,8 +143,8 @@ class Idefics2Model(ProcessorModel):
             input_ids=batch.feed,
             attention_mask=torch.cat([prompt_mask[batch.index], batch.mask], dim=1),
             position_ids=start + torch.arange(batch.width, device=self.device),
-            past_key_values=scoring.cache_rows(prefix.past_key_values, batch.index, self.model.config),
             use_cache=True,
+            **compat.cache_kwargs(self.model, compat.cache_rows(past, batch.index, self.model.config)),
         ).logits, batch)
 
     def score_naive(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum") -> list[list[float]]:

@@ -149,13 +149,6 @@ def candidate_batch(rows: Sequence[Row], pad_token_id: int, device: str) -> Cand
     )
 
 
-def cache_rows(past_key_values, index, config):
-    """A DynamicCache holding, for each candidate row, a copy of its prompt's keys and values."""
-    from transformers import DynamicCache
-
-    return DynamicCache(ddp_cache_data=[(layer.keys[index], layer.values[index]) for layer in past_key_values.layers], config=config)
-
-
 def target_log_prob_sums(logits, batch: CandidateBatch):
     """Each row's summed log-probability of its targets, pads excluded."""
     import torch
