@@ -14,6 +14,7 @@ into a stray traceback (or, for METEOR, a lock that hangs the interpreter at exi
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import subprocess
@@ -148,10 +149,15 @@ class Meteor:
         return self.owner == os.getpid() and self.process.poll() is None
 
     def close(self) -> None:
-        self.process.kill()
+        """Stop the JVM, reap it and release its streams. Never raises: it runs at exit and after a failure,
+        where an error of its own would hide the one being reported."""
+        self.process.kill()  # a no-op once the process has been reaped
         self.process.wait()
         for stream in (self.process.stdin, self.process.stdout, self.stderr):
-            stream.close()
+            # stdin may still hold a line that a dead JVM never read: closing flushes it into a broken pipe
+            # (BrokenPipeError), and the file is closed all the same.
+            with contextlib.suppress(OSError):
+                stream.close()
 
     def score(self, gts: Mapping[str, Sequence[str]], res: Mapping[str, Sequence[str]]) -> float:
         """The corpus METEOR: one SCORE line per image gives its statistics, one EVAL line scores them all."""

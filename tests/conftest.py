@@ -11,14 +11,15 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-REPO = Path(__file__).resolve().parent.parent
-CONFORMANCE = REPO.parent / "shared" / "conformance"
+TESTS = Path(__file__).resolve().parent
+# The repository's own copy of the vectors, so that a lone clone tests itself; test_conformance_copy.py
+# checks it against the source, ../shared/conformance, where that sits beside the checkout.
+CONFORMANCE = TESTS / "data" / "conformance"
+SHARED_CONFORMANCE = TESTS.parent.parent / "shared" / "conformance"
 
 
 @pytest.fixture(scope="session")
 def conformance() -> Path:
-    if not CONFORMANCE.is_dir():
-        pytest.fail(f"conformance vectors not found at {CONFORMANCE} (../shared must sit beside the checkout)")
     return CONFORMANCE
 
 

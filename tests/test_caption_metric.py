@@ -89,14 +89,33 @@ def test_missing_java_names_the_fix(monkeypatch):
     assert "apt-get install default-jre-headless" in str(error.value)
 
 
-def test_failing_java_is_one_error(tmp_path):
+@pytest.fixture
+def broken_java(tmp_path) -> str:
+    """A `java` that fails at once, as a JVM that cannot start does."""
     broken = tmp_path / "java"
     broken.write_text("#!/bin/sh\necho 'Error: Could not create the Java Virtual Machine.' >&2\nexit 1\n")
     broken.chmod(0o755)
+    return str(broken)
+
+
+def test_failing_java_is_one_error(broken_java):
     with pytest.raises(EvalsError, match="PTB tokenizer .* failed: exit status 1.*Could not create the Java Virtual Machine"):
-        ptb_tokenize(str(broken), ["a cat"])
-    meteor = Meteor(str(broken))
+        ptb_tokenize(broken_java, ["a cat"])
+    meteor = Meteor(broken_java)
     with pytest.raises(EvalsError, match="METEOR .* stopped answering.*Could not create the Java Virtual Machine"):
         meteor.score({"1": ["a cat"]}, {"1": ["a cat"]})
     assert not meteor.usable()
     meteor.close()
+
+
+def test_closing_meteor_after_its_jvm_died_does_not_raise(broken_java):
+    # The JVM is gone before the first line is sent (the race that made the test above flaky, fixed here):
+    # the write fails with BrokenPipeError and the line stays in stdin's buffer, which close() flushes again.
+    meteor = Meteor(broken_java)
+    meteor.process.wait()
+    with pytest.raises(EvalsError, match="METEOR .* stopped answering.*Could not create the Java Virtual Machine") as error:
+        meteor.score({"1": ["a cat"]}, {"1": ["a cat"]})
+    assert isinstance(error.value.__context__, BrokenPipeError)
+    meteor.close()
+    meteor.close()  # again, as atexit does after an explicit close
+    assert meteor.process.stdin.closed and meteor.process.stdout.closed and meteor.stderr.closed
