@@ -26,9 +26,9 @@ def tree_hashes(root: Path) -> dict[str, str]:
 
 
 def comparable_bytes(path: Path) -> bytes:
-    """A file's bytes, less the `transformers_version` a checkpoint's config.json records: which release saved the
+    """A file's bytes, less the `transformers_version` a checkpoint's config files record: which release saved a
     file is provenance, and the training script must rebuild the shipped configuration on every release CI tests."""
-    if path.name != "config.json":
+    if path.name not in ("config.json", "generation_config.json"):
         return path.read_bytes()
     config = json.loads(path.read_text())
     config.pop("transformers_version", None)

@@ -80,8 +80,11 @@ def sweep_command(plugin: Path, output: Path, model: str = "slow-scripted", seed
             "--batch-size", "2", "--output-dir", str(output)]
 
 
-def launch(command: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(command, env={**ENV, "EVALS_TEST_PROMPT_LOG": str(log)}, stdout=subprocess.PIPE,
+def launch(command: list[str], log: Path, delay: float | None = None) -> subprocess.Popen:
+    """The run in the background; `delay` (seconds a model call takes) keeps it going long enough for a test that
+    polls from a loaded machine to signal it mid-run."""
+    extra = {"EVALS_TEST_DELAY": str(delay)} if delay is not None else {}
+    return subprocess.Popen(command, env={**ENV, "EVALS_TEST_PROMPT_LOG": str(log), **extra}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -217,7 +220,7 @@ def test_tiny_idefics_resumed_mid_cell_matches_an_uninterrupted_run(tmp_path, pl
 
 def test_ctrl_c_says_what_is_kept_and_the_rerun_finishes_the_sweep(tmp_path, plugin):
     output = tmp_path / "out"
-    process = launch(sweep_command(plugin, output), tmp_path / "first.log")
+    process = launch(sweep_command(plugin, output), tmp_path / "first.log", delay=0.25)  # ~6 s in all: SIGINT lands mid-run
     stderr = kill_when(process, lambda: len(records(output)) >= 1 and any(journal_rows(output)), "a record and a journal",
                        signal.SIGINT)
     assert process.returncode == 130

@@ -1,8 +1,10 @@
-"""Per-run cache of IDEFICS image features (vision tower and perceiver outputs), so each image is encoded once.
+"""Per-run cache of IDEFICS image features, so each image goes through the vision tower once.
 
 With 16-32 shots most images in a few-shot prompt are support images that earlier prompts showed
 already; IDEFICS accepts their features in place of pixel values, so the vision tower (ViT-H/14 in
 IDEFICS-9B, ~630M parameters over 257 tokens an image) runs once per image and run, not once per prompt.
+What is kept is what `generate` takes on the installed transformers (evals/models/compat.py): the perceiver's
+output (<= 5.23) or the vision tower's (>= 5.24, where generate runs the perceiver itself).
 """
 
 from __future__ import annotations
@@ -14,8 +16,8 @@ from dataclasses import dataclass
 
 from evals.errors import ConfigError
 
-# 64 latents x 4096 wide in bfloat16 is 0.5 MB an image for IDEFICS-9B: 1 GiB holds ~2,000 images,
-# more than the support images a 32-shot sweep of one task touches at a time.
+# IDEFICS-9B in bfloat16: 257 vision tokens x 1280 is 0.66 MB an image (64 perceiver latents: 0.16 MB), so 1 GiB
+# holds ~1,600 images, more than the support images a 32-shot sweep of one task touches at a time.
 DEFAULT_CACHE_MB = 1024
 ENABLE_ENV = "EVALS_FEATURE_CACHE"  # "0", "off", "false" or "no" turns the cache off
 SIZE_ENV = "EVALS_FEATURE_CACHE_MB"
