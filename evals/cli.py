@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -344,48 +345,47 @@ def score(
         exit_without_teardown()
 
 
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+FORMAT_HELP = "table (for reading), or json (an array of objects with the table's fields, for scripts)."
+
+
+def print_listing(records: list[dict], tables: list[Table], form: ListFormat) -> None:
+    """JSON is written as is (rich would wrap and colour it); tables through the console."""
+    from evals.listings import as_json
+
+    if form == ListFormat.json:
+        sys.stdout.write(as_json(records))
+        return
+    for table in tables:
+        console.print(table)
+
+
 @app.command("tasks")
 def list_tasks(
     task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
+    form: Annotated[ListFormat, typer.Option("--format", help=FORMAT_HELP)] = ListFormat.table,
 ) -> None:
     """List the registered tasks: kind, metrics, splits, and the files each expects under DATA_DIR."""
-    from evals.registry import TASKS
+    from evals.listings import task_records, tasks_table
 
     load_task_modules(task_module)
-    table = Table(title="tasks", show_lines=True)
-    for column in ("name", "kind", "metric", "splits (support -> query)", "data", "source"):
-        table.add_column(column, overflow="fold")
-    for name, t in TASKS.items():
-        data = "bundled" if t.default_root else f"DATA_DIR/{t.data_folder}/: {t.layout}"
-        if t.hf is not None and t.hf.hub_id:
-            data += f"\nor a Hugging Face dataset ({t.hf.hub_id})"
-        metric = t.headline + "".join(f"\nvariant: {v}" for v in sorted(t.metric_variants))
-        kind = t.kind if t.kind == "generate" else f"rank ({t.loglik})"
-        if t.max_shots is not None:
-            kind += f", <= {t.max_shots} shots"
-        table.add_row(name, kind, metric, f"{t.support_split} -> {t.query_split}", data, t.paper)
-    console.print(table)
+    records = task_records()
+    print_listing(records, [tasks_table(records)], form)
 
 
 @app.command("models")
-def list_models() -> None:
+def list_models(
+    form: Annotated[ListFormat, typer.Option("--format", help=FORMAT_HELP)] = ListFormat.table,
+) -> None:
     """List the registered models and the model families (a local folder or hub id of a family works too)."""
-    from evals.models.families import families
-    from evals.registry import MODELS
+    from evals.listings import model_records, models_tables
 
-    table = Table(title="models")
-    table.add_column("name")
-    table.add_column("description")
-    for name, entry in MODELS.items():
-        table.add_row(name, entry.description)
-    console.print(table)
-    kinds = Table(title="model families (--model FOLDER or hub id: picked by config.json model_type)")
-    for column in ("family", "model_type", "prompt formats", "family --model-args", "description"):
-        kinds.add_column(column)
-    for family in families():
-        kinds.add_row(family.name, ", ".join(family.model_types), ", ".join(family.formats), ", ".join(family.options) or "-",
-                      family.description)
-    console.print(kinds)
+    records = model_records()
+    print_listing(records, models_tables(records), form)
 
 
 RESULTS_HELP = "Cell record files, or folders searched recursively for them (samples and journal files are passed over)."

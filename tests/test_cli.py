@@ -13,10 +13,12 @@ import pytest
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "250"}  # wide tables, no folding
 
 
-def evals(*args, cwd=None):
+def evals(*args, cwd=None, columns=250):
+    """`evals ARGS` piped (no terminal), as wide as `columns` (rich reads COLUMNS)."""
     executable = shutil.which("evals") or ""
     command = [executable] if executable else [sys.executable, "-m", "evals"]
-    return subprocess.run([*command, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=600)
+    env = {**ENV, "COLUMNS": str(columns)}
+    return subprocess.run([*command, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=600)
 
 
 BENCHMARKS = ("vqav2", "okvqa", "textvqa", "vizwiz", "coco", "flickr30k", "nocaps", "textcaps", "imagenet",
@@ -79,6 +81,41 @@ def test_listings():
     assert tasks.returncode == models.returncode == 0
     assert all(name in tasks.stdout for name in (*BENCHMARKS, *DEMO_TASKS))
     assert all(name in models.stdout for name in ("tiny-idefics", "idefics-9b", "scripted"))
+
+
+def first_cells(table_text: str) -> set[str]:
+    """The first column of every row of a rich table as printed (its box lines are passed over)."""
+    return {line.split("│")[1].strip() for line in table_text.splitlines() if line.startswith("│")}
+
+
+def test_listings_at_80_columns_print_every_name_whole():
+    from evals.models.families import families
+    from evals.registry import MODELS, TASKS
+
+    tasks = evals("tasks", columns=80)
+    models = evals("models", columns=80)
+    assert tasks.returncode == models.returncode == 0, tasks.stderr + models.stderr
+    assert {name for name, _ in TASKS.items()} <= first_cells(tasks.stdout)
+    assert {name for name, _ in MODELS.items()} | {f.name for f in families()} <= first_cells(models.stdout)
+    assert max(len(line) for line in tasks.stdout.splitlines() + models.stdout.splitlines()) <= 80  # nothing cut off
+
+
+def test_listings_as_json():
+    from evals.models.families import families
+    from evals.registry import MODELS, TASKS
+
+    tasks = json.loads(evals("tasks", "--format", "json", columns=80).stdout)
+    assert [t["name"] for t in tasks] == [name for name, _ in TASKS.items()]
+    fields = {"name", "kind", "loglik", "max_shots", "metric", "metric_variants", "support_split", "query_split", "data",
+              "hub_id", "paper"}
+    assert all(set(t) == fields for t in tasks)
+    winoground = next(t for t in tasks if t["name"] == "winoground")
+    assert (winoground["kind"], winoground["loglik"], winoground["max_shots"]) == ("rank", "sum", 0)
+    assert next(t for t in tasks if t["name"] == "demo_dialog")["metric_variants"] == ["ndcg_sklearn"]
+    models = json.loads(evals("models", "--format", "json").stdout)
+    assert [m["name"] for m in models if m["type"] == "model"] == [name for name, _ in MODELS.items()]
+    assert [m["name"] for m in models if m["type"] == "family"] == [f.name for f in families()]
+    assert evals("models", "--format", "yaml").returncode == 2
 
 
 @pytest.mark.slow
