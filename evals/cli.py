@@ -181,34 +181,50 @@ def check_model_name(name: str) -> None:
         MODELS.get(name)  # the did-you-mean error
 
 
+NUMBER_COLUMNS = frozenset({"shots", "seeds", "score", "mean ± std", "n", "seconds"})
+
+
+def run_table(title: str, columns: tuple[str, ...]) -> Table:
+    """A table of names and numbers, none of them ever cut or wrapped (a reader or grep looks for them whole).
+
+    Each metric of a cell gets its own line (headline first) rather than an "other metrics" column: at 80 columns
+    (a pipe, a CI log) the other columns leave such a column two letters wide."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=True, justify="right" if column in NUMBER_COLUMNS else "left")
+    return table
+
+
+def metric_lines(scores: dict[str, str], headline: str) -> tuple[str, str]:
+    """The metric and value columns of one row: the headline metric first, then the others, one a line."""
+    names = [headline, *(m for m in scores if m != headline)]
+    return "\n".join(names), "\n".join(scores.get(m, "n/a") for m in names)
+
+
 def results_table(model_id: str, prompt_format: str, results) -> Table:
-    """One row per cell: the task's headline metric, then its other metrics in one column."""
+    """One row per cell (of one seed, named in the title): each metric of the cell, its headline metric first."""
     from evals.registry import TASKS
 
-    table = Table(title=f"{model_id} ({prompt_format} format)")
-    for column in ("task", "shots", "selection", "seed", "metric", "score", "other metrics", "n", "seconds"):
-        table.add_column(column, justify="right" if column in ("shots", "seed", "score", "n", "seconds") else "left")
+    seeds = ", ".join(sorted({str(r.seed) for r in results}))
+    table = run_table(f"{model_id} ({prompt_format} format, seed {seeds})",
+                      ("task", "shots", "selection", "metric", "score", "n", "seconds"))
     for r in results:
-        headline = TASKS.get(r.task).headline
-        others = ", ".join(f"{k} {v:.2f}" for k, v in r.scores.items() if k != headline)
-        table.add_row(r.task, str(r.shots), r.selection, str(r.seed), headline, f"{r.scores[headline]:.2f}", others,
-                      str(r.protocol.n_queries), f"{r.timing['wall_seconds']:.1f}")
+        metrics, values = metric_lines({k: f"{v:.2f}" for k, v in r.scores.items()}, TASKS.get(r.task).headline)
+        table.add_row(r.task, str(r.shots), r.selection, metrics, values, str(r.protocol.n_queries),
+                      f"{r.timing['wall_seconds']:.1f}")
     return table
 
 
 def summary_table(model_id: str, prompt_format: str, results) -> Table:
-    """One row per (task, shots, selection): mean ± sample standard deviation over its seeds."""
+    """One row per (task, shots, selection): mean ± sample standard deviation over its seeds, each metric a line."""
     from evals.registry import TASKS
     from evals.sweep import summarize
 
-    table = Table(title=f"{model_id} ({prompt_format} format): mean ± std over seeds")
-    for column in ("task", "shots", "selection", "seeds", "metric", "mean ± std", "other metrics"):
-        table.add_column(column, justify="right" if column in ("shots", "seeds", "mean ± std") else "left")
+    table = run_table(f"{model_id} ({prompt_format} format): mean ± std over seeds",
+                      ("task", "shots", "selection", "seeds", "metric", "mean ± std"))
     for row in summarize(results, lambda task: TASKS.get(task).headline):
-        cells = {m: f"{mean:.2f} ± {std:.2f}" for m, (mean, std) in row.stats.items()}
-        others = ", ".join(f"{m} {text}" for m, text in cells.items() if m != row.headline)
-        table.add_row(row.task, str(row.shots), row.selection, str(len(row.seeds)), row.headline,
-                      cells.get(row.headline, "n/a"), others)
+        metrics, values = metric_lines({m: f"{mean:.2f} ± {std:.2f}" for m, (mean, std) in row.stats.items()}, row.headline)
+        table.add_row(row.task, str(row.shots), row.selection, str(len(row.seeds)), metrics, values)
     return table
 
 
@@ -461,8 +477,17 @@ def compare_results(
 INTERRUPTED = 130  # the shell's exit status for a run stopped by SIGINT
 
 
+def plain_help_when_piped(stream=None) -> None:
+    """Piped or redirected, `--help` is click's plain text: typer's rich panels cut option names to fit the width
+    (`--rices-dedup-ima…` at 80 columns), while plain help puts a long option on its own line, whole. typer builds the
+    click commands when the app is called and reads the app's `rich_markup_mode` then (None: plain help)."""
+    if not (stream or sys.stdout).isatty():
+        app.rich_markup_mode = None
+
+
 def main() -> None:
     """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+    plain_help_when_piped()
     try:
         status = app(standalone_mode=False)
     except EvalsError as error:

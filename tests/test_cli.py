@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -152,3 +153,35 @@ def test_run_rices_with_a_local_clip_folder(tmp_path):
     assert result.returncode == 0, result.stderr
     (record,) = (tmp_path / "out" / "scripted" / "demo_vqa").glob("rices-2shot-seed0.json")
     assert json.loads(record.read_text())["protocol"]["selection_details"]["embedder"].startswith(f"clip:{clip}@sha256:")
+
+
+def option_names(command: str) -> list[str]:
+    """Every option spelling of an `evals` command (`--rices-dedup-images`, `--no-rices-dedup-images`, ...)."""
+    import typer
+
+    from evals.cli import app
+
+    params = typer.main.get_command(app).commands[command].params
+    return [name for p in params for name in (*p.opts, *p.secondary_opts) if name.startswith("-")]
+
+
+@pytest.mark.parametrize("command", ["run", "leaderboard", "compare"])
+def test_help_at_80_columns_names_every_option_whole(command):
+    result = evals(command, "--help", columns=80)
+    assert result.returncode == 0, result.stderr
+    words = set(re.findall(r"(?<![\w-])--?[\w-]+", result.stdout))
+    assert set(option_names(command)) <= words
+    assert "…" not in result.stdout and max(map(len, result.stdout.splitlines())) <= 80
+
+
+def test_run_table_at_80_columns_keeps_names_whole(tmp_path):
+    result = evals("run", "--model", "scripted", "--task", "demo_classify", "--task", "demo_memes", "--shots", "0",
+                   "--limit", "4", "--output-dir", str(tmp_path), columns=80)
+    assert result.returncode == 0, result.stderr
+    assert {"demo_classify", "demo_memes"} <= first_cells(result.stdout)
+    for metric in ("accuracy", "top5_accuracy", "roc_auc"):
+        assert re.search(rf"│ {metric} +│", result.stdout), result.stdout
+    assert "…" not in result.stdout and max(map(len, result.stdout.splitlines())) <= 80
+    several = evals("run", "--model", "scripted", "--task", "demo_classify", "--shots", "0", "--seeds", "2", "--limit", "4",
+                    "--output-dir", str(tmp_path), columns=80)
+    assert "demo_classify" in first_cells(several.stdout) and re.search(r"│ top5_accuracy +│ +75\.00 ± 0\.00 │", several.stdout)
