@@ -129,7 +129,15 @@ def typed_options(ctx: typer.Context) -> dict:
 
 def run_sweep(spec, overwrite: bool, auto_batch: bool = False) -> None:
     """Each model in turn over every cell, its table printed when it is done. Under torchrun or accelerate launch
-    every process runs this; each evaluates its share of the queries and rank 0 alone writes and prints."""
+    every process runs this; each evaluates its share of the queries and rank 0 alone writes and prints.
+    A crash log goes into the output folder (evals/crash.py)."""
+    from evals import crash
+
+    with crash.logs_into(spec.output_dir):
+        evaluate_models(spec, overwrite, auto_batch)
+
+
+def evaluate_models(spec, overwrite: bool, auto_batch: bool) -> None:
     from contextlib import nullcontext
     from dataclasses import replace
 
@@ -486,7 +494,10 @@ def plain_help_when_piped(stream=None) -> None:
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit status 2, a bug one line, a crash log and exit
+    status 3 (evals/crash.py); never a traceback."""
+    from evals import crash
+
     plain_help_when_piped()
     try:
         status = app(standalone_mode=False)
@@ -502,7 +513,7 @@ def main() -> None:
             sys.exit(error.exit_code)
         if "Abort" in kinds:
             sys.exit(1)
-        raise
+        sys.exit(crash.report(error))
     if status == INTERRUPTED:  # Ctrl-C: typer reports it as this exit status in non-standalone mode
         errors.print("interrupted: finished cells and journaled samples are kept; run the same command again to resume",
                      soft_wrap=True)
