@@ -99,6 +99,8 @@ def run(
     config: Annotated[Optional[Path], typer.Option(help=CONFIG_HELP)] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete the records and journals of the cells this run has and run them "
                                                  "afresh (default: resume: finished cells and journaled samples are kept).")] = False,
+    verbose: Annotated[bool, typer.Option(help="Also show library warnings (deprecations, transformers' messages) on "
+                                               "stderr; they are always written to OUTPUT_DIR/evals.log.")] = False,
 ) -> None:
     """Evaluate models few-shot on tasks; write one record per cell (task x shots x selection x seed) as it finishes.
 
@@ -110,7 +112,7 @@ def run(
     options = typed_options(ctx)
     auto_batch = batch_size_option(options)
     spec = build_spec(read_sweep_file(config) if config else {}, cli_values(options))
-    run_sweep(spec, overwrite, auto_batch)
+    run_sweep(spec, overwrite, auto_batch, verbose)
 
 
 def batch_size_option(options: dict) -> bool:
@@ -127,21 +129,25 @@ def typed_options(ctx: typer.Context) -> dict:
     return {name: value for name, value in ctx.params.items() if getattr(ctx.get_parameter_source(name), "name", "") in given}
 
 
-def run_sweep(spec, overwrite: bool, auto_batch: bool = False) -> None:
+def run_sweep(spec, overwrite: bool, auto_batch: bool = False, verbose: bool = False) -> None:
     """Each model in turn over every cell, its table printed when it is done. Under torchrun or accelerate launch
     every process runs this; each evaluates its share of the queries and rank 0 alone writes and prints.
-    A crash log goes into the output folder (evals/crash.py)."""
-    from evals import crash
 
-    with crash.logs_into(spec.output_dir):
-        evaluate_models(spec, overwrite, auto_batch)
+    Library warnings go to OUTPUT_DIR/evals.log, on stderr too with `verbose` (evals/runlog.py); a crash log
+    goes into the output folder (evals/crash.py)."""
+    from evals import crash, runlog
+    from evals.distributed import current_world
+
+    world = current_world(spec.device)
+    with crash.logs_into(spec.output_dir), runlog.captured(spec.output_dir, verbose, world.rank):
+        evaluate_models(spec, world, overwrite, auto_batch)
 
 
-def evaluate_models(spec, overwrite: bool, auto_batch: bool) -> None:
+def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
     from contextlib import nullcontext
     from dataclasses import replace
 
-    from evals.distributed import close, current_world, exit_cleanly, local_device
+    from evals.distributed import close, exit_cleanly, local_device
     from evals.models import resolve_model
     from evals.registry import TASKS, suite_tasks
     from evals.runner import NoProgress, skipped_shots
@@ -149,7 +155,6 @@ def evaluate_models(spec, overwrite: bool, auto_batch: bool) -> None:
     from evals.sweep import model_options, run_settings
 
     options = model_options(spec)
-    world = current_world(spec.device)
     spec = replace(spec, device=local_device(spec.device, world))
     load_task_modules(list(spec.task_modules))
     task_names = list(spec.tasks) or suite_tasks(DEMO_SUITE)

@@ -185,3 +185,49 @@ def test_run_table_at_80_columns_keeps_names_whole(tmp_path):
     several = evals("run", "--model", "scripted", "--task", "demo_classify", "--shots", "0", "--seeds", "2", "--limit", "4",
                     "--output-dir", str(tmp_path), columns=80)
     assert "demo_classify" in first_cells(several.stdout) and re.search(r"│ top5_accuracy +│ +75\.00 ± 0\.00 │", several.stdout)
+
+
+NOISY_MODULE = """
+import logging
+import warnings
+
+warnings.warn("old_argument is deprecated", DeprecationWarning)
+warnings.warn("the default will change", FutureWarning)
+logging.getLogger("transformers.modeling_utils").warning("some weights were not initialized")
+"""
+NOISE = ("old_argument is deprecated", "the default will change", "some weights were not initialized")
+
+
+def test_library_warnings_go_to_the_run_log(tmp_path):
+    """A task module imported during the run warns as libraries do (its import is inside the run, as model loading is)."""
+    module = tmp_path / "noisy.py"
+    module.write_text(NOISY_MODULE)
+    args = ("run", "--model", "scripted", "--task", "demo_vqa", "--shots", "0", "--limit", "2", "--task-module", str(module),
+            "--output-dir", str(tmp_path / "out"))
+    quiet = evals(*args)
+    assert quiet.returncode == 0, quiet.stderr
+    assert not any(text in quiet.stdout + quiet.stderr for text in NOISE), quiet.stderr
+    log = (tmp_path / "out" / "evals.log").read_text()
+    assert all(text in log for text in NOISE) and "DeprecationWarning" in log and log.startswith("---- ")
+    verbose = evals(*args, "--verbose")
+    assert verbose.returncode == 0 and all(text in verbose.stderr for text in NOISE)
+    assert (tmp_path / "out" / "evals.log").read_text().count("\n---- ") == 1  # appended: one header line per run
+
+
+def test_the_run_log_puts_back_what_it_routed(tmp_path):
+    import logging
+    import warnings
+
+    import transformers.utils.logging  # noqa: F401  (its own stderr handler, to be put back after the run)
+
+    from evals.runlog import captured
+
+    def state():
+        return warnings.showwarning, [logging.getLogger(n).handlers[:] for n in ("py.warnings", "transformers")]
+
+    before = state()
+    with captured(tmp_path) as log:
+        logging.getLogger("transformers").warning("inside")
+        assert state() != before
+    logging.getLogger("py.warnings").warning("outside")
+    assert state() == before and "inside" in log.read_text() and "outside" not in log.read_text()
