@@ -478,11 +478,14 @@ def compare_results(
     for row in comparison.rows:
         table.add_row(*(escape(text) for text in (row.cell, row.metric, row.baseline, row.current, row.delta, row.status)))
     console.print(table)
-    console.print(comparison.summary(), highlight=False)
-    if update:
+    if comparison.version_note():
+        console.print(comparison.version_note(), highlight=False)
+    if update:  # a deliberate change: the differences are recorded, not judged
+        console.print(comparison.update_summary(), highlight=False)
         for line in update_baseline(current, now, baseline, before):
             console.print(line, highlight=False)
         return
+    console.print(comparison.summary(), highlight=False)
     if not comparison.passed:
         sys.exit(1)
 
