@@ -55,9 +55,14 @@ def crash_line(error: BaseException, log: Path, versions: dict[str, str]) -> str
     return f"internal error: {what_failed(error)} ({installed}); full traceback in {log}"
 
 
+def command_line() -> str:
+    """The command as the user typed it (`python -m evals` gives the path of __main__.py as argv[0])."""
+    return " ".join(["evals", *sys.argv[1:]])
+
+
 def log_text(error: BaseException, versions: dict[str, str], now: datetime) -> str:
     """The crash log: when, the command line, the versions, then the traceback (what a bug report needs)."""
-    header = [f"evals crashed at {now:%Y-%m-%d %H:%M:%S}", f"command: {' '.join(sys.argv)}",
+    header = [f"evals crashed at {now:%Y-%m-%d %H:%M:%S}", f"command: {command_line()}",
               f"python {platform.python_version()}, " + ", ".join(f"{n} {v}" for n, v in versions.items()), ""]
     return "\n".join(header) + "".join(traceback.format_exception(error))
 

@@ -14,6 +14,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from pathlib import Path
 
+from evals.crash import command_line
 from evals.errors import ConfigError
 
 LOG_NAME = "evals.log"
@@ -33,7 +34,7 @@ def open_log(path: Path) -> logging.Handler:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as file:
-            file.write(f"---- {datetime.now():%Y-%m-%d %H:%M:%S} {' '.join(sys.argv)}\n")
+            file.write(f"---- {datetime.now():%Y-%m-%d %H:%M:%S} {command_line()}\n")
         handler = logging.FileHandler(path, encoding="utf-8")
     except OSError as error:
         raise ConfigError(f"{path}: cannot write the run's log ({error.strerror or error})") from None

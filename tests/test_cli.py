@@ -231,3 +231,22 @@ def test_the_run_log_puts_back_what_it_routed(tmp_path):
         assert state() != before
     logging.getLogger("py.warnings").warning("outside")
     assert state() == before and "inside" in log.read_text() and "outside" not in log.read_text()
+
+
+@pytest.mark.parametrize("model_id, folder", [
+    ("./tiny2", "tiny2"), ("tiny2/", "tiny2"), ("./tiny2/", "tiny2"), ("../ckpts/tiny2", "tiny2"), ("/abs/path/tiny2", "tiny2"),
+    ("~/tiny2", "tiny2"), ("HuggingFaceM4/idefics-9b", "HuggingFaceM4--idefics-9b"), ("tiny-idefics", "tiny-idefics"),
+    ("ckpts/tiny2", "ckpts--tiny2"),  # relative without ./: named as before (as a hub id), so earlier runs resume
+])
+def test_a_local_model_folder_gives_a_visible_results_folder(model_id, folder, tmp_path):
+    from results.store import cell_path, model_slug
+
+    assert model_slug(model_id) == folder
+    assert cell_path(tmp_path, model_id, "demo_vqa", "random", 0, 0) == tmp_path / folder / "demo_vqa" / "random-0shot-seed0"
+
+
+def test_model_slug_of_the_current_folder(monkeypatch, tmp_path):
+    from results.store import model_slug
+
+    monkeypatch.chdir(tmp_path / ".")
+    assert model_slug(".") == tmp_path.name and model_slug("./") == tmp_path.name
