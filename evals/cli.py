@@ -148,7 +148,7 @@ def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
     from dataclasses import replace
 
     from evals.distributed import close, exit_cleanly, local_device
-    from evals.models import resolve_model
+    from evals.models import check_model_name, resolve_model
     from evals.registry import TASKS, suite_tasks
     from evals.runner import NoProgress, skipped_shots
     from evals.runner import run as run_cells
@@ -185,13 +185,6 @@ def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
         console.print(f"records written under {spec.output_dir}/")
     close(world)
     exit_cleanly(world)  # data-parallel ranks skip interpreter teardown (see its docstring)
-
-
-def check_model_name(name: str) -> None:
-    from evals.registry import MODELS
-
-    if name not in MODELS and not Path(name).is_dir() and "/" not in name:
-        MODELS.get(name)  # the did-you-mean error
 
 
 NUMBER_COLUMNS = frozenset({"shots", "seeds", "score", "mean ± std", "n", "seconds"})

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from evals.cli import main
+from evals.errors import EvalsError
 from evals.crash import package_version, write_log
 
 
@@ -203,3 +204,24 @@ def test_only_rank_0_reports_a_crash(monkeypatch, capsys, tmp_path):
     assert code == 3 and err == ""
     (log,) = (tmp_path / "out").glob("crash-*-rank1.log")
     assert "tensor sizes do not match" in log.read_text()
+
+
+@pytest.mark.parametrize("folder", ["./missing-folder", "../missing-folder", "/tmp/nope/ckpt", "missing-folder/",
+                                    "~/no-such-evals-checkpoint", "a/b/c"])
+def test_a_missing_model_folder_is_named(monkeypatch, capsys, tmp_path, folder):
+    monkeypatch.chdir(tmp_path)
+    code, err = cli(monkeypatch, capsys, "run", "--model", folder, "--output-dir", str(tmp_path / "out"))
+    assert_one_line_error(code, err, f"model folder not found: {folder}")
+
+
+def test_what_looks_like_a_model_folder(monkeypatch, tmp_path):
+    from evals.models import check_model_name, looks_like_path
+
+    monkeypatch.chdir(tmp_path)
+    assert not any(looks_like_path(name) for name in ("HuggingFaceM4/idefics-9b", "tiny-idefics", "org/name"))
+    check_model_name("HuggingFaceM4/idefics-9b")  # a hub id goes to the hub, not to "folder not found"
+    (tmp_path / "ckpts").mkdir()
+    assert looks_like_path("ckpts/tiny2")  # `ckpts` is a folder here: a path, and a missing one
+    with pytest.raises(EvalsError, match="model folder not found: ckpts/tiny2"):
+        check_model_name("ckpts/tiny2")
+    check_model_name("ckpts")  # a folder here without a slash is still a folder, not a typo of a model name
