@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -98,6 +99,8 @@ def run(
     config: Annotated[Optional[Path], typer.Option(help=CONFIG_HELP)] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete the records and journals of the cells this run has and run them "
                                                  "afresh (default: resume: finished cells and journaled samples are kept).")] = False,
+    verbose: Annotated[bool, typer.Option(help="Also show library warnings (deprecations, transformers' messages) on "
+                                               "stderr; they are always written to OUTPUT_DIR/evals.log.")] = False,
 ) -> None:
     """Evaluate models few-shot on tasks; write one record per cell (task x shots x selection x seed) as it finishes.
 
@@ -109,7 +112,7 @@ def run(
     options = typed_options(ctx)
     auto_batch = batch_size_option(options)
     spec = build_spec(read_sweep_file(config) if config else {}, cli_values(options))
-    run_sweep(spec, overwrite, auto_batch)
+    run_sweep(spec, overwrite, auto_batch, verbose)
 
 
 def batch_size_option(options: dict) -> bool:
@@ -126,21 +129,32 @@ def typed_options(ctx: typer.Context) -> dict:
     return {name: value for name, value in ctx.params.items() if getattr(ctx.get_parameter_source(name), "name", "") in given}
 
 
-def run_sweep(spec, overwrite: bool, auto_batch: bool = False) -> None:
+def run_sweep(spec, overwrite: bool, auto_batch: bool = False, verbose: bool = False) -> None:
     """Each model in turn over every cell, its table printed when it is done. Under torchrun or accelerate launch
-    every process runs this; each evaluates its share of the queries and rank 0 alone writes and prints."""
+    every process runs this; each evaluates its share of the queries and rank 0 alone writes and prints.
+
+    Library warnings go to OUTPUT_DIR/evals.log, on stderr too with `verbose` (evals/runlog.py); a crash log
+    goes into the output folder (evals/crash.py)."""
+    from evals import crash, runlog
+    from evals.distributed import current_world
+
+    world = current_world(spec.device)
+    with crash.logs_into(spec.output_dir), runlog.captured(spec.output_dir, verbose, world.rank):
+        evaluate_models(spec, world, overwrite, auto_batch)
+
+
+def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
     from contextlib import nullcontext
     from dataclasses import replace
 
-    from evals.distributed import close, current_world, exit_cleanly, local_device
-    from evals.models import resolve_model
+    from evals.distributed import close, exit_cleanly, local_device
+    from evals.models import check_model_name, resolve_model
     from evals.registry import TASKS, suite_tasks
     from evals.runner import NoProgress, skipped_shots
     from evals.runner import run as run_cells
     from evals.sweep import model_options, run_settings
 
     options = model_options(spec)
-    world = current_world(spec.device)
     spec = replace(spec, device=local_device(spec.device, world))
     load_task_modules(list(spec.task_modules))
     task_names = list(spec.tasks) or suite_tasks(DEMO_SUITE)
@@ -173,41 +187,50 @@ def run_sweep(spec, overwrite: bool, auto_batch: bool = False) -> None:
     exit_cleanly(world)  # data-parallel ranks skip interpreter teardown (see its docstring)
 
 
-def check_model_name(name: str) -> None:
-    from evals.registry import MODELS
+NUMBER_COLUMNS = frozenset({"shots", "seeds", "score", "mean ± std", "n", "seconds"})
 
-    if name not in MODELS and not Path(name).is_dir() and "/" not in name:
-        MODELS.get(name)  # the did-you-mean error
+
+def run_table(title: str, columns: tuple[str, ...]) -> Table:
+    """A table of names and numbers, none of them ever cut or wrapped (a reader or grep looks for them whole).
+
+    Each metric of a cell gets its own line (headline first) rather than an "other metrics" column: at 80 columns
+    (a pipe, a CI log) the other columns leave such a column two letters wide."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column, no_wrap=True, justify="right" if column in NUMBER_COLUMNS else "left")
+    return table
+
+
+def metric_lines(scores: dict[str, str], headline: str) -> tuple[str, str]:
+    """The metric and value columns of one row: the headline metric first, then the others, one a line."""
+    names = [headline, *(m for m in scores if m != headline)]
+    return "\n".join(names), "\n".join(scores.get(m, "n/a") for m in names)
 
 
 def results_table(model_id: str, prompt_format: str, results) -> Table:
-    """One row per cell: the task's headline metric, then its other metrics in one column."""
+    """One row per cell (of one seed, named in the title): each metric of the cell, its headline metric first."""
     from evals.registry import TASKS
 
-    table = Table(title=f"{model_id} ({prompt_format} format)")
-    for column in ("task", "shots", "selection", "seed", "metric", "score", "other metrics", "n", "seconds"):
-        table.add_column(column, justify="right" if column in ("shots", "seed", "score", "n", "seconds") else "left")
+    seeds = ", ".join(sorted({str(r.seed) for r in results}))
+    table = run_table(f"{model_id} ({prompt_format} format, seed {seeds})",
+                      ("task", "shots", "selection", "metric", "score", "n", "seconds"))
     for r in results:
-        headline = TASKS.get(r.task).headline
-        others = ", ".join(f"{k} {v:.2f}" for k, v in r.scores.items() if k != headline)
-        table.add_row(r.task, str(r.shots), r.selection, str(r.seed), headline, f"{r.scores[headline]:.2f}", others,
-                      str(r.protocol.n_queries), f"{r.timing['wall_seconds']:.1f}")
+        metrics, values = metric_lines({k: f"{v:.2f}" for k, v in r.scores.items()}, TASKS.get(r.task).headline)
+        table.add_row(r.task, str(r.shots), r.selection, metrics, values, str(r.protocol.n_queries),
+                      f"{r.timing['wall_seconds']:.1f}")
     return table
 
 
 def summary_table(model_id: str, prompt_format: str, results) -> Table:
-    """One row per (task, shots, selection): mean ± sample standard deviation over its seeds."""
+    """One row per (task, shots, selection): mean ± sample standard deviation over its seeds, each metric a line."""
     from evals.registry import TASKS
     from evals.sweep import summarize
 
-    table = Table(title=f"{model_id} ({prompt_format} format): mean ± std over seeds")
-    for column in ("task", "shots", "selection", "seeds", "metric", "mean ± std", "other metrics"):
-        table.add_column(column, justify="right" if column in ("shots", "seeds", "mean ± std") else "left")
+    table = run_table(f"{model_id} ({prompt_format} format): mean ± std over seeds",
+                      ("task", "shots", "selection", "seeds", "metric", "mean ± std"))
     for row in summarize(results, lambda task: TASKS.get(task).headline):
-        cells = {m: f"{mean:.2f} ± {std:.2f}" for m, (mean, std) in row.stats.items()}
-        others = ", ".join(f"{m} {text}" for m, text in cells.items() if m != row.headline)
-        table.add_row(row.task, str(row.shots), row.selection, str(len(row.seeds)), row.headline,
-                      cells.get(row.headline, "n/a"), others)
+        metrics, values = metric_lines({m: f"{mean:.2f} ± {std:.2f}" for m, (mean, std) in row.stats.items()}, row.headline)
+        table.add_row(row.task, str(row.shots), row.selection, str(len(row.seeds)), metrics, values)
     return table
 
 
@@ -344,48 +367,47 @@ def score(
         exit_without_teardown()
 
 
+class ListFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+FORMAT_HELP = "table (for reading), or json (an array of objects with the table's fields, for scripts)."
+
+
+def print_listing(records: list[dict], tables: list[Table], form: ListFormat) -> None:
+    """JSON is written as is (rich would wrap and colour it); tables through the console."""
+    from evals.listings import as_json
+
+    if form == ListFormat.json:
+        sys.stdout.write(as_json(records))
+        return
+    for table in tables:
+        console.print(table)
+
+
 @app.command("tasks")
 def list_tasks(
     task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
+    form: Annotated[ListFormat, typer.Option("--format", help=FORMAT_HELP)] = ListFormat.table,
 ) -> None:
     """List the registered tasks: kind, metrics, splits, and the files each expects under DATA_DIR."""
-    from evals.registry import TASKS
+    from evals.listings import task_records, tasks_table
 
     load_task_modules(task_module)
-    table = Table(title="tasks", show_lines=True)
-    for column in ("name", "kind", "metric", "splits (support -> query)", "data", "source"):
-        table.add_column(column, overflow="fold")
-    for name, t in TASKS.items():
-        data = "bundled" if t.default_root else f"DATA_DIR/{t.data_folder}/: {t.layout}"
-        if t.hf is not None and t.hf.hub_id:
-            data += f"\nor a Hugging Face dataset ({t.hf.hub_id})"
-        metric = t.headline + "".join(f"\nvariant: {v}" for v in sorted(t.metric_variants))
-        kind = t.kind if t.kind == "generate" else f"rank ({t.loglik})"
-        if t.max_shots is not None:
-            kind += f", <= {t.max_shots} shots"
-        table.add_row(name, kind, metric, f"{t.support_split} -> {t.query_split}", data, t.paper)
-    console.print(table)
+    records = task_records()
+    print_listing(records, [tasks_table(records)], form)
 
 
 @app.command("models")
-def list_models() -> None:
+def list_models(
+    form: Annotated[ListFormat, typer.Option("--format", help=FORMAT_HELP)] = ListFormat.table,
+) -> None:
     """List the registered models and the model families (a local folder or hub id of a family works too)."""
-    from evals.models.families import families
-    from evals.registry import MODELS
+    from evals.listings import model_records, models_tables
 
-    table = Table(title="models")
-    table.add_column("name")
-    table.add_column("description")
-    for name, entry in MODELS.items():
-        table.add_row(name, entry.description)
-    console.print(table)
-    kinds = Table(title="model families (--model FOLDER or hub id: picked by config.json model_type)")
-    for column in ("family", "model_type", "prompt formats", "family --model-args", "description"):
-        kinds.add_column(column)
-    for family in families():
-        kinds.add_row(family.name, ", ".join(family.model_types), ", ".join(family.formats), ", ".join(family.options) or "-",
-                      family.description)
-    console.print(kinds)
+    records = model_records()
+    print_listing(records, models_tables(records), form)
 
 
 RESULTS_HELP = "Cell record files, or folders searched recursively for them (samples and journal files are passed over)."
@@ -449,11 +471,14 @@ def compare_results(
     for row in comparison.rows:
         table.add_row(*(escape(text) for text in (row.cell, row.metric, row.baseline, row.current, row.delta, row.status)))
     console.print(table)
-    console.print(comparison.summary(), highlight=False)
-    if update:
+    if comparison.version_note():
+        console.print(comparison.version_note(), highlight=False)
+    if update:  # a deliberate change: the differences are recorded, not judged
+        console.print(comparison.update_summary(), highlight=False)
         for line in update_baseline(current, now, baseline, before):
             console.print(line, highlight=False)
         return
+    console.print(comparison.summary(), highlight=False)
     if not comparison.passed:
         sys.exit(1)
 
@@ -461,8 +486,20 @@ def compare_results(
 INTERRUPTED = 130  # the shell's exit status for a run stopped by SIGINT
 
 
+def plain_help_when_piped(stream=None) -> None:
+    """Piped or redirected, `--help` is click's plain text: typer's rich panels cut option names to fit the width
+    (`--rices-dedup-ima…` at 80 columns), while plain help puts a long option on its own line, whole. typer builds the
+    click commands when the app is called and reads the app's `rich_markup_mode` then (None: plain help)."""
+    if not (stream or sys.stdout).isatty():
+        app.rich_markup_mode = None
+
+
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 2, never a traceback."""
+    """Entry point: user errors become one line on stderr and exit status 2, a bug one line, a crash log and exit
+    status 3 (evals/crash.py); never a traceback."""
+    from evals import crash
+
+    plain_help_when_piped()
     try:
         status = app(standalone_mode=False)
     except EvalsError as error:
@@ -477,7 +514,7 @@ def main() -> None:
             sys.exit(error.exit_code)
         if "Abort" in kinds:
             sys.exit(1)
-        raise
+        sys.exit(crash.report(error))
     if status == INTERRUPTED:  # Ctrl-C: typer reports it as this exit status in non-standalone mode
         errors.print("interrupted: finished cells and journaled samples are kept; run the same command again to resume",
                      soft_wrap=True)

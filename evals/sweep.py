@@ -227,7 +227,7 @@ CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
 # `evals run` parameters whose name differs from the SweepSpec field (repeatable flags are singular there).
 CLI_FIELDS = {"model": "models", "task": "tasks", "seed": "seeds", "source": "sources", "metric_variant": "metric_variants",
               "task_module": "task_modules"}
-CLI_ONLY = frozenset({"config", "overwrite"})  # decisions of one invocation, not part of a sweep's definition
+CLI_ONLY = frozenset({"config", "overwrite", "verbose"})  # decisions of one invocation, not part of a sweep's definition
 
 
 def read_sweep_file(path: Path) -> dict[str, Any]:

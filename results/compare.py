@@ -32,6 +32,8 @@ class Row:
 class Comparison:
     rows: tuple[Row, ...]
     tolerance: float
+    # `name old -> new` for each package whose version differs between matched cells: provenance, shown, never failing
+    version_changes: tuple[str, ...] = ()
 
     @property
     def failures(self) -> list[Row]:
@@ -45,10 +47,24 @@ class Comparison:
         cells = len({r.cell for r in self.rows})
         if self.passed:
             return f"gate passed: {cells} cells, no score dropped by more than {self.tolerance:g} points"
+        return "gate FAILED: " + self.failure_counts()
+
+    def update_summary(self) -> str:
+        """What `--update` says: the differences are now the baseline (a deliberate change, not a failed gate)."""
+        if self.passed:
+            return f"baseline updated: {len({r.cell for r in self.rows})} cells, no failing difference"
+        return "differences recorded as the new baseline: " + self.failure_counts()
+
+    def failure_counts(self) -> str:
         counts: dict[str, int] = {}
         for row in self.failures:
             counts[row.status.lower()] = counts.get(row.status.lower(), 0) + 1
-        return "gate FAILED: " + ", ".join(f"{n} {status}" for status, n in counts.items())
+        return ", ".join(f"{n} {status}" for status, n in counts.items())
+
+    def version_note(self) -> str | None:
+        if not self.version_changes:
+            return None
+        return "note: package versions differ (shown, not compared): " + ", ".join(self.version_changes)
 
 
 def compare(
@@ -71,7 +87,20 @@ def compare(
         rows += protocol_rows(old, new, allow_protocol_change)
         rows += [score_row(old, new, metric, tolerance) for metric in compared_metrics(old, baseline, metrics)]
     rows += [Row(new.label, "", "", "", "", "new cell") for key, new in sorted(now.items()) if key not in before]
-    return Comparison(tuple(rows), tolerance)
+    pairs = [(before[key], now[key]) for key in sorted(before) if key in now]
+    return Comparison(tuple(rows), tolerance, version_changes(pairs))
+
+
+def version_changes(pairs: Sequence[tuple[CellRecord, CellRecord]]) -> tuple[str, ...]:
+    """`name baseline -> current` for every package whose recorded version differs in some (baseline, current) pair
+    of cells, each change once, in name order."""
+    changes: set[tuple[str, str, str]] = set()
+    for old, new in pairs:
+        before, after = old.protocol.get("versions") or {}, new.protocol.get("versions") or {}
+        for name in before.keys() | after.keys():
+            if before.get(name) != after.get(name):
+                changes.add((name, str(before.get(name, "absent")), str(after.get(name, "absent"))))
+    return tuple(f"{name} {old} -> {new}" for name, old, new in sorted(changes))
 
 
 def check_metric_names(metrics: Sequence[str], baseline: Sequence[CellRecord]) -> None:

@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from evals.errors import DataError
-from evals.models.options import PROVENANCE_OPTIONS
+from evals.models.options import NOT_COMPARED_OPTIONS
 
 # 2: ranked tasks (kind, loglik), metric variants by name.
 # 3: protocol.git_commit (provenance, not compared); timing gains overhead_fraction and resumed_samples;
 #    failures ({"failed_samples": n, "reasons": {id: why}}: samples skipped with --skip-bad-samples).
-# 4: protocol.model_args (the model's --model-args away from their defaults, compared but for provenance options).
+# 4: protocol.model_args (the model's --model-args away from their defaults, compared but for provenance options;
+#    dtype is recorded there too where set, compared as the dtype field).
 SCHEMA_VERSION = 4
 READABLE_VERSIONS = (2, 3, 4)  # older records read with the defaults of what they lack (git commit "unknown", no failures, model_args {})
 GIT_TIMEOUT_SECONDS = 2.0
@@ -115,8 +116,8 @@ def compared_protocol(protocol: Mapping[str, Any]) -> dict[str, Any]:
     so a v3 record and a v4 one of the same protocol agree; the regression gate and the leaderboard read records so."""
     full = {**OLDER_PROTOCOL_DEFAULTS, **protocol}
     compared = {k: v for k, v in full.items() if k not in NOT_COMPARED}
-    if isinstance(full["model_args"], Mapping):  # where the options came from is provenance, not a difference
-        compared["model_args"] = {k: v for k, v in full["model_args"].items() if k not in PROVENANCE_OPTIONS}
+    if isinstance(full["model_args"], Mapping):  # where the weights came from is provenance; dtype is its own field
+        compared["model_args"] = {k: v for k, v in full["model_args"].items() if k not in NOT_COMPARED_OPTIONS}
     return compared
 
 

@@ -21,9 +21,14 @@ def file_safe(text: str) -> str:
 
 
 def model_slug(model_id: str) -> str:
-    """A folder name for a model id or path (`HuggingFaceM4/idefics-9b` -> `HuggingFaceM4--idefics-9b`)."""
-    name = Path(model_id).name if os.path.isabs(model_id) else model_id
-    return file_safe(name).strip("-") or "model"
+    """A folder name for a model id or path. A hub id keeps its organisation (`HuggingFaceM4/idefics-9b` ->
+    `HuggingFaceM4--idefics-9b`), as does a relative folder written like one (`ckpts/tiny2` -> `ckpts--tiny2`); a
+    folder written as a path from here, home or the root (`./tiny2`, `../tiny2`, `~/tiny2`, `/abs/tiny2`) is its own
+    name, `tiny2` (made from the whole text, `./tiny2` gave the hidden folder `.--tiny2`). A hub id cannot start
+    with `.` or `~`, so hub ids and registered names keep their folders."""
+    if os.path.isabs(model_id) or model_id.startswith((".", "~")):
+        model_id = Path(os.path.abspath(os.path.expanduser(model_id))).name
+    return file_safe(model_id).strip("-") or "model"
 
 
 def cell_path(output_dir: Path, model_id: str, task: str, selection: str, shots: int, seed: int) -> Path:

@@ -99,7 +99,8 @@ def test_a_protocol_change_fails_unless_allowed(tmp_path, evals):
     assert code == 1 and "gate FAILED: 4 protocol changed" in out
     line = next(line for line in out.splitlines() if "demo_vqa 0-shot" in line and "protocol" in line)
     assert "protocol: template_hash" in line and "'a34fa499d5b9'" in line and "'ffffffffffff'" in line
-    assert "versions" not in out  # package versions are provenance, never a protocol change
+    assert "protocol: versions" not in out  # package versions are provenance, never a protocol change: a note
+    assert "note: package versions differ (shown, not compared): evals 0.1.0 -> absent, python 3.11.7 -> 3.13.0" in out
     code, out, _ = evals("compare", current, baseline, "--allow-protocol-change")
     assert code == 0 and "changed (allowed)" in out
 
@@ -133,13 +134,34 @@ def test_update_records_a_deliberate_change(tmp_path, evals):
     stale = write(baseline, cell("demo_vqa", 8, 0, 70.0))
     code, out, _ = evals("compare", current, baseline, "--update")
     assert code == 0 and "REGRESSED" in out and f"removed {stale}" in out
+    assert "gate FAILED" not in out and "differences recorded as the new baseline: 1 regressed" in out
     updated = baseline / "tiny-idefics" / "demo_vqa" / "random-4shot-seed0.json"
     assert f"wrote {updated}" in out and json.loads(updated.read_text())["scores"] == {"vqa_accuracy": 40.0}
     assert not stale.exists() and not list(baseline.rglob("*.samples.jsonl"))
     assert sorted(p.relative_to(baseline) for p in baseline.rglob("*.json")) == sorted(p.relative_to(current) for p in current.rglob("*.json"))
     assert evals("compare", current, baseline)[0] == 0
     fresh = tmp_path / "new-baseline"
-    assert evals("compare", current, fresh, "--update")[0] == 0 and len(list(fresh.rglob("*.json"))) == 4
+    code, out, _ = evals("compare", current, fresh, "--update")
+    assert code == 0 and len(list(fresh.rglob("*.json"))) == 4 and "gate" not in out
+    assert "baseline updated: 4 cells" in out
+
+
+NEWER = {"python": "3.11.7", "evals": "0.1.0", "transformers": "5.25.0"}  # the baseline's: no transformers recorded
+
+
+@pytest.mark.parametrize("change, status", [({}, 0), ({("demo_vqa", 4): 50.0}, 1)])
+def test_package_versions_that_differ_are_noted_not_judged(tmp_path, evals, change, status):
+    current, baseline = two_runs(tmp_path, {**SAME, **change}, versions={**NEWER, "evals": "0.2.0"})
+    code, out, _ = evals("compare", current, baseline)
+    assert code == status
+    note = "note: package versions differ (shown, not compared): evals 0.1.0 -> 0.2.0, transformers absent -> 5.25.0"
+    assert note in out.splitlines()
+    assert ("gate passed" in out) == (status == 0)
+
+
+def test_no_version_note_when_versions_agree(tmp_path, evals):
+    current, baseline = two_runs(tmp_path, SAME)
+    assert "package versions" not in evals("compare", current, baseline)[1]
 
 
 def answers_after(closing: str):

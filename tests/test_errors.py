@@ -9,6 +9,8 @@ import sys
 import pytest
 
 from evals.cli import main
+from evals.errors import EvalsError
+from evals.crash import package_version, write_log
 
 
 def cli(monkeypatch, capsys, *args):
@@ -139,3 +141,87 @@ def test_score_unscoreable_task(monkeypatch, capsys, conformance):
     code, err = cli(monkeypatch, capsys, "score", "vqav3", "--predictions", str(folder / "predictions.json"),
                     "--annotations", str(folder / "annotations.json"))
     assert_one_line_error(code, err, "unknown task 'vqav3'")
+
+
+def crash_in_model_loading(monkeypatch):
+    """A bug inside `evals run` (after its output folder is known): model loading raises RuntimeError."""
+    import evals.models
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("tensor sizes do not match\n(a second line of detail)")
+
+    monkeypatch.setattr(evals.models, "resolve_model", broken)
+
+
+def test_a_bug_is_one_line_a_crash_log_and_status_3(monkeypatch, capsys, tmp_path):
+    from importlib.metadata import version
+
+    crash_in_model_loading(monkeypatch)
+    monkeypatch.delenv("EVALS_DEBUG", raising=False)
+    code, err = cli(monkeypatch, capsys, "run", "--model", "scripted", "--output-dir", str(tmp_path / "out"))
+    assert code == 3 and "Traceback" not in err
+    (line,) = err.splitlines()
+    (log,) = (tmp_path / "out").glob("crash-*.log")
+    assert line == (f"internal error: RuntimeError: tensor sizes do not match (torch {version('torch')}, "
+                    f"transformers {version('transformers')}); full traceback in {log}")
+    text = log.read_text()
+    assert "Traceback (most recent call last)" in text and "in broken" in text and "(a second line of detail)" in text
+    assert "command: evals run --model scripted" in text
+
+
+def test_without_an_output_folder_the_crash_log_is_a_temporary_file(monkeypatch, capsys, tmp_path):
+    import tempfile
+
+    import evals.listings
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(evals.listings, "task_records", lambda: {}["no such key"])
+    monkeypatch.delenv("EVALS_DEBUG", raising=False)
+    code, err = cli(monkeypatch, capsys, "tasks")
+    (log,) = tmp_path.glob("evals-crash-*.log")
+    assert code == 3 and err == f"internal error: KeyError: 'no such key' (torch {package_version('torch')}, " \
+                                f"transformers {package_version('transformers')}); full traceback in {log}\n"
+    assert "KeyError" in log.read_text()
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")  # a folder that cannot be made: the log goes to a temporary file instead
+    assert write_log("text", blocked / "out", "crash-1.log").parent == tmp_path
+
+
+def test_evals_debug_prints_the_traceback(monkeypatch, capsys, tmp_path):
+    crash_in_model_loading(monkeypatch)
+    monkeypatch.setenv("EVALS_DEBUG", "1")
+    code, err = cli(monkeypatch, capsys, "run", "--model", "scripted", "--output-dir", str(tmp_path / "out"))
+    assert code == 3
+    assert "Traceback (most recent call last)" in err and "RuntimeError: tensor sizes do not match" in err
+    assert not list(tmp_path.rglob("crash-*.log"))
+
+
+def test_only_rank_0_reports_a_crash(monkeypatch, capsys, tmp_path):
+    crash_in_model_loading(monkeypatch)
+    monkeypatch.delenv("EVALS_DEBUG", raising=False)
+    monkeypatch.setenv("RANK", "1")
+    code, err = cli(monkeypatch, capsys, "run", "--model", "scripted", "--output-dir", str(tmp_path / "out"))
+    assert code == 3 and err == ""
+    (log,) = (tmp_path / "out").glob("crash-*-rank1.log")
+    assert "tensor sizes do not match" in log.read_text()
+
+
+@pytest.mark.parametrize("folder", ["./missing-folder", "../missing-folder", "/tmp/nope/ckpt", "missing-folder/",
+                                    "~/no-such-evals-checkpoint", "a/b/c"])
+def test_a_missing_model_folder_is_named(monkeypatch, capsys, tmp_path, folder):
+    monkeypatch.chdir(tmp_path)
+    code, err = cli(monkeypatch, capsys, "run", "--model", folder, "--output-dir", str(tmp_path / "out"))
+    assert_one_line_error(code, err, f"model folder not found: {folder}")
+
+
+def test_what_looks_like_a_model_folder(monkeypatch, tmp_path):
+    from evals.models import check_model_name, looks_like_path
+
+    monkeypatch.chdir(tmp_path)
+    assert not any(looks_like_path(name) for name in ("HuggingFaceM4/idefics-9b", "tiny-idefics", "org/name"))
+    check_model_name("HuggingFaceM4/idefics-9b")  # a hub id goes to the hub, not to "folder not found"
+    (tmp_path / "ckpts").mkdir()
+    assert looks_like_path("ckpts/tiny2")  # `ckpts` is a folder here: a path, and a missing one
+    with pytest.raises(EvalsError, match="model folder not found: ckpts/tiny2"):
+        check_model_name("ckpts/tiny2")
+    check_model_name("ckpts")  # a folder here without a slash is still a folder, not a typo of a model name

@@ -14,7 +14,7 @@ import torch
 
 from evals.errors import ConfigError
 from evals.models import resolve_model
-from evals.models.options import ModelOptions, from_pretrained_kwargs, parse_model_args
+from evals.models.options import ModelOptions, from_pretrained_kwargs, model_args, parse_model_args
 from evals.runner import RunSettings, run
 from evals.sweep import SweepSpec, cli_values, model_options, to_model_args
 from results.compare import compare
@@ -86,9 +86,23 @@ def test_4bit_needs_bitsandbytes_and_cuda():
         from_pretrained_kwargs(ModelOptions(load_in_4bit=True), "cpu")
 
 
-def test_recorded_options_leave_out_defaults_and_dtype():
-    assert ModelOptions(dtype="bfloat16").recorded() == {}
+def test_recorded_options_leave_out_defaults():
+    assert ModelOptions().recorded() == {} and parse_model_args("dtype=fp32").recorded() == {}
     assert ModelOptions(attn_implementation="sdpa", longest_edge=490).recorded() == {"attn_implementation": "sdpa", "longest_edge": 490}
+
+
+def test_a_dtype_passed_in_model_args_is_recorded_there(tmp_path):
+    """`--model-args dtype=bf16` shows in protocol.model_args (where the user looks for it); the gate compares the
+    dtype field alone, so a record of the same run written before dtype was recorded there still compares equal."""
+    options = parse_model_args("dtype=bf16,attn_implementation=eager")
+    assert options.recorded() == {"dtype": "bfloat16", "attn_implementation": "eager"}
+    assert options.set_keys() == ["attn_implementation"]  # every model takes a dtype
+    assert model_args(resolve_model("tiny-idefics", options=options)) == {"dtype": "bfloat16", "attn_implementation": "eager"}
+    now = write(tmp_path / "now", cell(dtype="bfloat16", model_args={"dtype": "bfloat16"}))
+    before = write(tmp_path / "before", cell(dtype="bfloat16", model_args={}))
+    assert json.loads(now.read_text())["protocol"]["model_args"] == {"dtype": "bfloat16"}
+    assert compare(read_records([now]), read_records([before])).passed
+    assert not compare(read_records([now]), read_records([write(tmp_path / "fp32", cell())])).passed  # dtype field
 
 
 def test_model_args_are_compared_except_provenance():

@@ -21,6 +21,7 @@ from evals.registry import TASKS
 from evals.runner import RunSettings, run
 from evals.sweep import (
     CLI_FIELDS,
+    CLI_ONLY,
     CONVERTERS,
     SweepSpec,
     build_spec,
@@ -116,7 +117,7 @@ def test_missing_sweep_file(tmp_path):
 
 def test_every_option_is_a_sweep_key_and_the_command_defaults_are_the_specs():
     command = typer.main.get_command(app).commands["run"]
-    names = {p.name for p in command.params} - {"config", "overwrite"}
+    names = {p.name for p in command.params} - CLI_ONLY  # --config, --overwrite, --verbose: this invocation's
     assert set(CONVERTERS) == {f.name for f in dataclasses.fields(SweepSpec)}
     assert {CLI_FIELDS.get(name, name) for name in names} == set(CONVERTERS)
     defaults = {p.name: p.default for p in command.params if p.name in names and p.default is not None}

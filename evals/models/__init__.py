@@ -6,11 +6,12 @@ gets its family from its config's `model_type` (evals/models/families.py).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from evals.errors import ConfigError
+from evals.errors import ConfigError, DataError
 from evals.models.base import Model, ModelInfo
 from evals.models.families import FAMILIES, ModelFamily, detect_family
 from evals.models.options import ModelOptions, parse_model_args
@@ -70,9 +71,32 @@ def resolve_model(spec: str, device: str = "cpu", dtype: str | None = None, opti
         options = parse_model_args("", dtype=dtype or "float32")
     if spec in MODELS:
         return MODELS.get(spec).make(spec, device, options)
-    if Path(spec).is_dir() or "/" in spec:
-        return detect_family(spec, options).load(spec, device, options, None)
-    return MODELS.get(spec)  # raises UnknownNameError with suggestions
+    check_model_name(spec)
+    folder = os.path.expanduser(spec) if spec.startswith("~") else spec  # a sweep file's `~`: no shell expanded it
+    return detect_family(folder, options).load(folder, device, options, None)
 
 
-__all__ = ["DEFAULT_MODEL", "Model", "ModelFamily", "ModelInfo", "ModelOptions", "ScriptedModel", "resolve_model"]
+def looks_like_path(spec: str) -> bool:
+    """Whether `--model` names a local folder rather than a hub id (`org/name`) or a registered name: it starts at
+    here, home or the root (`./x`, `../x`, `~/x`, `/x`; a hub id cannot start so), ends with a slash, has more
+    parts than a hub id's two, or is `dir/name` where the folder `dir` exists here."""
+    if spec.startswith((".", "/", "~")) or spec.endswith(("/", os.sep)):
+        return True
+    parts = spec.replace(os.sep, "/").split("/")
+    return len(parts) > 2 or (len(parts) == 2 and Path(parts[0]).is_dir())
+
+
+def check_model_name(spec: str) -> None:
+    """Fail before any model loads on a name that cannot resolve: a local folder that is not there (one line, not
+    the hub client's complaint about the form of a repo id) or an unknown name (did-you-mean)."""
+    if spec in MODELS:
+        return
+    if looks_like_path(spec):
+        if not Path(spec).expanduser().is_dir():
+            raise DataError(f"model folder not found: {spec}")
+    elif "/" not in spec and not Path(spec).is_dir():  # `tiny2`: a folder here, or a typo of a registered name
+        MODELS.get(spec)  # raises UnknownNameError with suggestions
+
+
+__all__ = ["DEFAULT_MODEL", "Model", "ModelFamily", "ModelInfo", "ModelOptions", "ScriptedModel", "check_model_name",
+           "resolve_model"]

@@ -19,6 +19,9 @@ ATTENTION = ("eager", "sdpa", "flash_attention_2")
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 # Options that say where the weights came from, not what they compute: recorded, not compared across results.
 PROVENANCE_OPTIONS = frozenset({"local_files_only"})
+# Options compared through a Protocol field of their own (dtype), so a change is reported once, under that field.
+OWN_FIELD_OPTIONS = frozenset({"dtype"})
+NOT_COMPARED_OPTIONS = PROVENANCE_OPTIONS | OWN_FIELD_OPTIONS
 
 
 @dataclass(frozen=True)
@@ -35,13 +38,15 @@ class ModelOptions:
     longest_edge: int | None = None  # IDEFICS2: resize so the longest image side is at most this (None: the processor's)
 
     def recorded(self) -> dict[str, Any]:
-        """What a result records: every option set away from its default (dtype has its own Protocol field), so a
-        run with the defaults records {} as records written before these options existed do."""
+        """What a result records: every option set away from its default, so a run with the defaults records {} as
+        records written before these options existed do. dtype too (`dtype=bf16` is what the user passed, and where
+        they look for it), although the Protocol's own dtype field is what the comparisons read."""
         defaults = ModelOptions()
-        return {k: v for k, v in asdict(self).items() if k != "dtype" and v != getattr(defaults, k)}
+        return {k: v for k, v in asdict(self).items() if v != getattr(defaults, k)}
 
     def set_keys(self) -> list[str]:
-        return sorted(self.recorded())
+        """The options set beyond dtype, which every model takes."""
+        return sorted(k for k in self.recorded() if k not in OWN_FIELD_OPTIONS)
 
 
 OPTION_NAMES = tuple(f.name for f in fields(ModelOptions))
