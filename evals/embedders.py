@@ -83,7 +83,6 @@ class ClipEmbedder:
         import transformers
         from transformers import AutoImageProcessor, CLIPModel
 
-        transformers.utils.logging.set_verbosity_error()
         transformers.utils.logging.disable_progress_bar()
         try:
             self.processor = AutoImageProcessor.from_pretrained(checkpoint)

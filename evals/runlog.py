@@ -57,14 +57,17 @@ def configure_transformers_now() -> None:
 
 @contextmanager
 def route(name: str, handlers: list[logging.Handler]) -> Iterator[None]:
-    """Logger `name` writes through `handlers` alone (not its own, not the root's) while inside."""
+    """Logger `name` writes its warnings and errors through `handlers` alone (not its own, not the root's) while inside,
+    whatever level a library set it to before (transformers' `set_verbosity_error` would drop its warnings)."""
     logger = logging.getLogger(name)
-    saved = logger.handlers[:], logger.propagate
+    saved = logger.handlers[:], logger.propagate, logger.level
     logger.handlers, logger.propagate = list(handlers), False
+    logger.setLevel(logging.WARNING)
     try:
         yield
     finally:
-        logger.handlers, logger.propagate = saved
+        logger.handlers, logger.propagate = saved[:2]
+        logger.setLevel(saved[2])
 
 
 @contextmanager

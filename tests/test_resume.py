@@ -85,7 +85,13 @@ def launch(command: list[str], log: Path, delay: float | None = None) -> subproc
     polls from a loaded machine to signal it mid-run."""
     extra = {"EVALS_TEST_DELAY": str(delay)} if delay is not None else {}
     return subprocess.Popen(command, env={**ENV, "EVALS_TEST_PROMPT_LOG": str(log), **extra}, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+
+
+def default_sigint() -> None:
+    """A shell without job control starts background commands (`pytest &`) with SIGINT ignored, and a child inherits
+    that: Python then installs no KeyboardInterrupt handler. The run under test gets Ctrl-C as a terminal gives it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(command: list[str], log: Path) -> subprocess.CompletedProcess:
@@ -153,13 +159,17 @@ def without_timing(path: Path) -> dict:
     return record
 
 
+def names_of_results(output: Path) -> list[str]:
+    """Every file a run wrote but its log (OUTPUT_DIR/evals.log, which only the CLI keeps, a header line per run)."""
+    return sorted(str(p.relative_to(output)) for p in output.rglob("*") if p.is_file() and p.suffix != ".log")
+
+
 def assert_identical(resumed: Path, reference: Path, float_noise: bool = False) -> None:
     """Same files; every record equal but for timing; every per-sample file byte for byte. With `float_noise`,
     a ranked task's raw log-likelihoods may differ in float32's last bits (a unit a restart recomputes is batched
     with other queries than before, and CPU kernels sum padded batches in another order): the rest of every row,
     prediction and score included, is still identical."""
-    names = sorted(str(p.relative_to(resumed)) for p in resumed.rglob("*") if p.is_file())
-    assert names == sorted(str(p.relative_to(reference)) for p in reference.rglob("*") if p.is_file())
+    assert names_of_results(resumed) == names_of_results(reference)
     for path in records(reference):
         assert without_timing(resumed / path.relative_to(reference)) == without_timing(path)
     for path in reference.rglob("*.samples.jsonl"):

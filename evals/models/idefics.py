@@ -41,8 +41,7 @@ def load_pretrained(processor_class, model_class, checkpoint: str | Path, device
     """Processor and eval-mode weights on `device` through `from_pretrained`; a checkpoint that cannot be read is one line."""
     import transformers
 
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()  # its messages: evals/runlog.py routes them to the run's log
     model_kwargs = from_pretrained_kwargs(options, device)  # before loading: a missing package fails fast
     try:
         processor = processor_class.from_pretrained(str(checkpoint), **processor_kwargs(options))
