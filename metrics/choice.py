@@ -181,9 +181,12 @@ def mathvista_extract(response: str, question_type: str, answer_type: str, choic
 
 def mathvista_normalize(extraction: str, choices: Sequence[str], question_type: str, answer_type: str,
                         precision: int | None) -> str | None:
-    """calculate_score.py's normalize_extracted_answer: a letter (or "(B) ...") picks its choice, other text the
-    most similar choice by edit distance; integers and floats (rounded to `precision` places) as strings;
-    lists as their text. None where a number does not parse (it then equals no answer)."""
+    """calculate_score.py's normalize_extracted_answer (lupantech/MathVista, evaluation/, as of commit e999481): a
+    letter (or "(B) ...") picks its choice, other text the most similar choice by edit distance; an integer is
+    str(int(float(x))) (truncated); a float str(round(float(x), precision)), and None when its precision is None
+    (the official int(None) fails); a list or text answer stays as it is. None (it then equals no answer) wherever
+    the official code's `except Exception` returns None: text that is no number, and "inf", "-inf", "1e400",
+    "nan" for an integer (int() of them fails); a float keeps them as "inf", "nan", which match no answer."""
     if question_type == "multi_choice":
         extraction = extraction.strip()
         bracketed = re.findall(r"\(([a-zA-Z])\)", extraction)
@@ -197,7 +200,7 @@ def mathvista_normalize(extraction: str, choices: Sequence[str], question_type: 
         if answer_type == "integer":
             return str(int(float(extraction)))
         if answer_type == "float":
-            return str(round(float(extraction), int(precision or 0)))
-    except ValueError:
+            return None if precision is None else str(round(float(extraction), precision))
+    except (ValueError, OverflowError):  # float() of text, int() of nan (ValueError) or of +-inf (OverflowError)
         return None
     return str(extraction)
