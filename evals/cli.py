@@ -320,6 +320,9 @@ SCORE_ANNOTATIONS_HELP = (
     "caption_0, caption_1, image_0, image_1)."
 )
 SCORE_VARIANT_HELP = "A peers' metric variant: visdial: ndcg_sklearn (m4: scikit-learn NDCG over all 100 options)."
+SCORE_PARTIAL_HELP = ("Score a file that predicts only part of the reference ids over those ids, as the official scorers "
+                      "score the ids of their results file, and report the coverage; without it such a file is an error. "
+                      "An id that is not in the annotations is an error either way.")
 
 
 @app.command()
@@ -331,6 +334,7 @@ def score(
     questions: Annotated[Optional[Path], typer.Option(help="VQA only: official questions file (checked against annotations).")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Write {task, scores, breakdowns} here as JSON.")] = None,
     metric_variant: Annotated[Optional[str], typer.Option(help=SCORE_VARIANT_HELP)] = None,
+    partial: Annotated[bool, typer.Option("--partial", help=SCORE_PARTIAL_HELP)] = False,
     task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
 ) -> None:
     """Score a submission file with no model, as the official scorer does (the file is scored as given).
@@ -349,12 +353,15 @@ def score(
     if is_entry_point(main):  # the process ends by exit_without_teardown: nothing needs freeing
         Retained.keep_until_exit()
     result = score_submission(task, predictions=predictions, annotations=annotations, questions=questions,
-                              metric_variant=metric_variant)
+                              metric_variant=metric_variant, partial=partial)
     table = Table(title=f"{task}: {predictions.name}" + (f" ({metric_variant})" if metric_variant else ""))
     table.add_column("metric")
     table.add_column("value", justify="right")
     for metric, value in result["scores"].items():
         table.add_row(metric, f"{value:.2f}")
+    if "coverage" in result:
+        covered = result["coverage"]
+        table.add_row("coverage", f"{covered['covered']} / {covered['annotated']} ({100 * covered['fraction']:.1f}%)")
     for breakdown in (key for key in result if key.startswith("by_")):
         for key, value in result[breakdown].items():
             table.add_row(f"{breakdown}: {key}", f"{value:.2f}")

@@ -285,7 +285,7 @@ def test_visdial_missing_dialog(monkeypatch, capsys, conformance, tmp_path):
     rows = json.loads((folder / "predictions.json").read_text())
     (folder / "predictions.json").write_text(json.dumps(rows[1:]))
     assert_score_error(monkeypatch, capsys, "visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json",
-                "predictions.json", "no ranks for 1 annotated rounds",
+                "predictions.json", "no prediction for 1 annotated rounds", "--partial",
                 f"image_id {rows[0]['image_id']} round_id {rows[0]['round_id']}")
 
 
@@ -564,3 +564,129 @@ def test_vqa_annotation_asked_twice(conformance, tmp_path):
     qid = json.loads((folder / "annotations.json").read_text())["annotations"][1]["question_id"]
     with pytest.raises(DataError, match=rf"annotations.json: annotation #\d+ repeats question_id {qid} of annotation #1$"):
         score_file("vqa", folder / "predictions.json", folder / "annotations.json")
+
+
+# ---------------------------------------------------------------- --partial: a file that predicts part of the reference ids
+
+def write_json(path: Path, value) -> Path:
+    path.write_text(json.dumps(value))
+    return path
+
+
+def assert_scored_as_covered_alone(monkeypatch, capsys, tmp_path, task, predictions, annotations, covered_alone, covered, annotated):
+    """A partial file: without --partial, one line naming the file and suggesting --partial; with it, exactly the result
+    of scoring the file against a reference file of the covered ids alone (written by the test), plus the coverage."""
+    assert_score_error(monkeypatch, capsys, task, predictions, annotations, predictions.name, "no prediction for",
+                       f"--partial scores the {covered} predicted ones")
+    out, written = evals_score(monkeypatch, capsys, task, predictions, annotations, tmp_path / "partial.json", "--partial")
+    _, alone = evals_score(monkeypatch, capsys, task, predictions, covered_alone, tmp_path / "alone.json")
+    assert written.pop("coverage") == {"covered": covered, "annotated": annotated, "fraction": covered / annotated}
+    assert written == alone and "coverage" not in alone
+    assert f"{covered} / {annotated} ({100 * covered / annotated:.1f}%)" in out
+    assert all(f"{value:.2f}" in out for value in written["scores"].values())
+
+
+def test_partial_vqav2(monkeypatch, capsys, conformance, tmp_path):
+    folder = conformance / "vqa_accuracy"
+    rows = json.loads((folder / "predictions.json").read_text())[::3]
+    annotations = json.loads((folder / "annotations.json").read_text())
+    kept = {row["question_id"] for row in rows}
+    alone = write_json(tmp_path / "covered_annotations.json",
+                       {**annotations, "annotations": [a for a in annotations["annotations"] if a["question_id"] in kept]})
+    assert_scored_as_covered_alone(monkeypatch, capsys, tmp_path, "vqav2", write_json(tmp_path / "results.json", rows),
+                                   folder / "annotations.json", alone, 134, 400)
+
+
+def test_partial_textvqa_and_vizwiz(monkeypatch, capsys, textvqa_files, vizwiz_files, tmp_path):
+    predictions, annotations = textvqa_files
+    rewrite_json(predictions, lambda rows: rows.pop(1))  # question 2
+    file = json.loads(annotations.read_text())
+    alone = write_json(tmp_path / "textvqa_covered.json", {**file, "data": [q for q in file["data"] if q["question_id"] != 2]})
+    assert_scored_as_covered_alone(monkeypatch, capsys, tmp_path, "textvqa", predictions, annotations, alone, 2, 3)
+    assert json.loads((tmp_path / "partial.json").read_text())["scores"] == {"vqa_accuracy": 80.0}  # (100 + 60) / 2
+    predictions, annotations = vizwiz_files
+    rewrite_json(predictions, lambda rows: rows.pop(0))
+    (tmp_path / "covered").mkdir()
+    alone = write_json(tmp_path / "covered" / "val.json", json.loads(annotations.read_text())[1:])
+    assert_scored_as_covered_alone(monkeypatch, capsys, tmp_path, "vizwiz", predictions, annotations, alone, 2, 3)
+
+
+def test_partial_captions(monkeypatch, capsys, captions, tmp_path):
+    """CIDEr-D's idf comes from the covered images' references alone, as COCOEvalCap's over the results' images."""
+    rows = json.loads((captions / "predictions.json").read_text())[:120]
+    references = json.loads((captions / "captions_references.json").read_text())
+    kept = {row["image_id"] for row in rows}
+    alone = write_json(tmp_path / "covered_references.json", {
+        **references, "images": [i for i in references["images"] if i["id"] in kept],
+        "annotations": [a for a in references["annotations"] if a["image_id"] in kept]})
+    assert_scored_as_covered_alone(monkeypatch, capsys, tmp_path, "coco", write_json(captions / "predictions.json", rows),
+                                   captions / "captions_references.json", alone, 120, 300)
+
+
+def test_partial_hateful_memes(monkeypatch, capsys, memes, tmp_path):
+    lines = (memes / "predictions.csv").read_text().splitlines()
+    (memes / "predictions.csv").write_text("\n".join(lines[:201]) + "\n")  # the header and 200 memes
+    kept = {int(line.split(",")[0]) for line in lines[1:201]}
+    gold = [json.loads(line) for line in (memes / "dev.jsonl").read_text().splitlines()]
+    alone = write_jsonl(tmp_path / "dev_covered.jsonl", [g for g in gold if g["id"] in kept])
+    assert_scored_as_covered_alone(monkeypatch, capsys, tmp_path, "hateful_memes", memes / "predictions.csv",
+                                   memes / "dev.jsonl", alone, 200, 500)
+
+
+def test_partial_visdial(monkeypatch, capsys, conformance, tmp_path):
+    """NDCG over the annotated rounds the file ranks; its rounds without dense annotations still count for nothing."""
+    folder = copy_folder(conformance, "ranking/visdial", tmp_path)
+    rows = json.loads((folder / "predictions.json").read_text())[100:]
+    other_round = {**rows[0], "round_id": rows[0]["round_id"] % 10 + 1, "ranks": list(range(1, 101))}
+    annotations = folder / "visdial_1.0_val_dense_annotations.json"
+    kept = {(row["image_id"], row["round_id"]) for row in rows}
+    alone = write_json(tmp_path / "covered_dense.json",
+                       [a for a in json.loads(annotations.read_text()) if (a["image_id"], a["round_id"]) in kept])
+    predictions = write_json(folder / "predictions.json", [other_round, *rows])
+    assert_scored_as_covered_alone(monkeypatch, capsys, tmp_path, "visdial", predictions, annotations, alone, 200, 300)
+
+
+def test_partial_winoground_and_classification(monkeypatch, capsys, conformance, classification_files, tmp_path):
+    folder = conformance / "ranking" / "winoground"
+    rows = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()][50:200]
+    kept = {row["id"] for row in rows}
+    examples = [json.loads(line) for line in (folder / "examples.jsonl").read_text().splitlines()]
+    alone = write_jsonl(tmp_path / "examples_covered.jsonl", [e for e in examples if e["id"] in kept])
+    assert_scored_as_covered_alone(monkeypatch, capsys, tmp_path, "winoground", write_jsonl(tmp_path / "w.jsonl", rows),
+                                   folder / "examples.jsonl", alone, 150, 400)
+    predictions, gold = classification_files
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()][1:]
+    alone = write_jsonl(tmp_path / "gold_covered.jsonl", [json.loads(line) for line in gold.read_text().splitlines()][1:])
+    assert_scored_as_covered_alone(monkeypatch, capsys, tmp_path, "imagenet", write_jsonl(tmp_path / "c.jsonl", rows),
+                                   gold, alone, 3, 4)
+    assert json.loads((tmp_path / "partial.json").read_text())["scores"] == {"accuracy": 100 / 3, "top5_accuracy": 200 / 3}
+
+
+def test_partial_on_a_complete_file(monkeypatch, capsys, conformance, tmp_path):
+    """Every id covered: the same result (VQAv2 through its fast reader) and coverage 1."""
+    folder = conformance / "vqa_accuracy"
+    files = (folder / "predictions.json", folder / "annotations.json")
+    questions = ("--questions", str(folder / "questions.json"))
+    out, written = evals_score(monkeypatch, capsys, "vqav2", *files, tmp_path / "partial.json", *questions, "--partial")
+    _, complete = evals_score(monkeypatch, capsys, "vqav2", *files, tmp_path / "complete.json", *questions)
+    assert written.pop("coverage") == {"covered": 400, "annotated": 400, "fraction": 1.0}
+    assert written == complete and "400 / 400 (100.0%)" in out
+
+
+def test_partial_unknown_id_and_nothing_covered(monkeypatch, capsys, classification_files, conformance, textvqa_files, tmp_path):
+    """--partial forgives missing ids only: an id the annotations lack, or no covered id at all, is still exit 2."""
+    predictions, gold = classification_files
+    rows = [json.loads(line) for line in predictions.read_text().splitlines()][:2] + [{"id": 99, "label": "cat"}]
+    unknown = write_jsonl(tmp_path / "unknown.jsonl", rows)
+    code, err = cli(monkeypatch, capsys, "score", "imagenet", "--predictions", str(unknown), "--annotations", str(gold), "--partial")
+    assert_one_line_error(code, err, "unknown.jsonl", "1 ids not in gold.jsonl: 99")
+    predictions, annotations = textvqa_files
+    write_json(predictions, [])
+    code, err = cli(monkeypatch, capsys, "score", "textvqa", "--predictions", str(predictions), "--annotations", str(annotations),
+                    "--partial")
+    assert_one_line_error(code, err, "textvqa_predictions.json", "predicts none of the 3 question_ids", "nothing to score")
+    folder = copy_folder(conformance, "ranking/visdial", tmp_path)
+    rows = json.loads((folder / "predictions.json").read_text())
+    write_json(folder / "predictions.json", [{**rows[0], "round_id": rows[0]["round_id"] % 10 + 1}])
+    with pytest.raises(DataError, match="predictions.json: predicts none of the 300 annotated rounds .*: nothing to score$"):
+        score_file("visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json", partial=True)

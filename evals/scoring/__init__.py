@@ -2,7 +2,9 @@
 
 One reader per submission format (a task names its own in `Task.submission_format`): the file is
 checked against the reference file (every id once, no unknown id, well-formed values) and scored as
-given, so a malformed submission fails with one line instead of a silently wrong number.
+given, so a malformed submission fails with one line instead of a silently wrong number. With `partial`, a file
+that predicts part of the reference ids is scored over those, as the official scorers score the ids of their
+results file, and the result says how many: {"coverage": {"covered", "annotated", "fraction"}}.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ SUBMISSION_SCORERS: dict[str, SubmissionFormat] = {
 
 
 def score_file(format_name: str, predictions: Path, annotations: Path, questions: Path | None = None,
-               metric_variant: str | None = None) -> dict[str, Any]:
+               metric_variant: str | None = None, partial: bool = False) -> dict[str, Any]:
     """Score a submission in the named format: {"scores": {metric: 0-100}, ...breakdowns}."""
     if format_name not in SUBMISSION_SCORERS:
         raise ConfigError(f"no submission format '{format_name}' (formats: {', '.join(SUBMISSION_SCORERS)})")
@@ -41,18 +43,18 @@ def score_file(format_name: str, predictions: Path, annotations: Path, questions
     if metric_variant is not None and metric_variant not in form.variants:
         raise ConfigError(f"the {format_name} format has no metric variant '{metric_variant}' "
                           f"(variants: {', '.join(form.variants) or 'none'})")
-    result = form.score(Submission(Path(predictions), Path(annotations), questions, metric_variant))
+    result = form.score(Submission(Path(predictions), Path(annotations), questions, metric_variant, partial))
     return {**result, "metric_variant": metric_variant} if metric_variant else result
 
 
 def score_submission(task_name: str, predictions: Path, annotations: Path, questions: Path | None = None,
-                     metric_variant: str | None = None) -> dict[str, Any]:
+                     metric_variant: str | None = None, partial: bool = False) -> dict[str, Any]:
     """Score a task's submission file in the task's own format: {"task", "scores", ...breakdowns}."""
     task = TASKS.get(task_name)
     if task.submission_format not in SUBMISSION_SCORERS:
         scoreable = sorted(name for name, t in TASKS.items() if t.submission_format in SUBMISSION_SCORERS)
         raise ConfigError(f"task '{task_name}' has no submission scorer (scoreable: {', '.join(scoreable)})")
-    return {"task": task_name, **score_file(task.submission_format, predictions, annotations, questions, metric_variant)}
+    return {"task": task_name, **score_file(task.submission_format, predictions, annotations, questions, metric_variant, partial)}
 
 
 def result_json(result: dict[str, Any]) -> str:

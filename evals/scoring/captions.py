@@ -8,7 +8,7 @@ from typing import Any
 from evals.errors import DataError
 from evals.scoring.files import (
     Submission,
-    check_same_ids,
+    covered_ids,
     id_preview,
     index_by_id,
     read_answer_list,
@@ -31,15 +31,20 @@ def read_caption_references(path: Path) -> dict[str, list[str]]:
 
 
 def score_captions(submission: Submission) -> dict[str, Any]:
-    """pycocoevalcap over every image of the reference file (CIDEr-D's idf needs the whole set)."""
+    """pycocoevalcap over every image of the reference file (CIDEr-D's idf needs the whole set), or with --partial
+    over the images the results hold, as the official example scores a subset: `coco_eval.params['image_id'] =
+    coco_result.getImgIds()` before COCOEvalCap.evaluate's `imgIds = self.params['image_id']` (by default
+    `coco.getImgIds()`, the reference file's). pycocotools' loadRes keeps the reference images the results name, in
+    the reference file's order, and asserts there are no others; so CIDEr-D's idf is over the covered images alone."""
     from metrics.captioning import caption_scores
 
     captions = read_answer_list(submission.predictions, "image_id", "caption")
     references = read_caption_references(submission.annotations)
-    check_same_ids(captions, references, submission, "image_id")
-    result = caption_scores(captions, references)
+    coverage = covered_ids(captions, references, submission, "image_id")
+    result = caption_scores(captions, {image_id: references[image_id] for image_id in coverage.ids})
     return {
         "scores": {key: result.scores[key] for key in ("CIDEr", "Bleu_4", "ROUGE_L", "METEOR")},
+        **coverage.report(),
         "by_bleu_order": {f"Bleu_{n}": result.scores[f"Bleu_{n}"] for n in range(1, 5)},
         "per_image_cider": dict(result.per_image_cider),
     }

@@ -23,6 +23,23 @@ class Submission:
     annotations: Path
     questions: Path | None = None  # VQA: the official questions file, checked against the annotations
     variant: str | None = None  # a peers' metric variant, where the format has one
+    partial: bool = False  # --partial: score the reference ids the file predicts, not fail on the others
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """The reference ids a submission predicts, in reference order (all of them unless --partial), of how many."""
+
+    ids: list
+    annotated: int
+    partial: bool
+
+    def report(self) -> dict[str, Any]:
+        """{"coverage": {covered, annotated, fraction}} for a --partial result; nothing for the others, whose output
+        stays as it was."""
+        if not self.partial:
+            return {}
+        return {"coverage": {"covered": len(self.ids), "annotated": self.annotated, "fraction": len(self.ids) / self.annotated}}
 
 
 @dataclass(frozen=True)
@@ -190,21 +207,38 @@ def index_by_id(entries: Iterable[Entry], key: str = "id") -> dict[str, Entry]:
     return indexed
 
 
-def check_same_ids(predicted: Collection, expected: Collection, submission: Submission, what: str) -> None:
-    """Every id of the reference file predicted once, and no other id."""
-    missing, unknown = set(expected) - set(predicted), set(predicted) - set(expected)
+def covered_ids(predicted: Collection, expected: Iterable, submission: Submission, what: str,
+                describe: Callable[[list], str] = id_preview) -> Coverage:
+    """The reference ids that are predicted: every one of them, or with --partial any that are, never none; a
+    predicted id the reference file lacks is an error either way. Missing ids come first in the errors, as a
+    file that misses some and adds others most likely predicts another split."""
+    expected, given = list(expected), set(predicted)
+    covered = [rid for rid in expected if rid in given]
     name = submission.annotations.name
-    if missing:
-        raise DataError(f"{submission.predictions}: no prediction for {len(missing)} {what}s of {name}: {id_preview(missing)}")
+    if covered and len(covered) < len(expected) and not submission.partial:
+        missing = [rid for rid in expected if rid not in given]
+        raise DataError(f"{submission.predictions}: no prediction for {len(missing)} {what}s of {name}: {describe(missing)} "
+                        f"(--partial scores the {len(covered)} predicted ones)")
+    reject_unknown(given, expected, submission, what)
+    if not covered:
+        raise DataError(f"{submission.predictions}: predicts none of the {len(expected)} {what}s of {name}: nothing to score")
+    return Coverage(covered, len(expected), submission.partial)
+
+
+def reject_unknown(predicted: Collection, expected: Collection, submission: Submission, what: str) -> None:
+    """A predicted id the reference file lacks is an error, --partial or not: the file is for another set."""
+    unknown = set(predicted) - set(expected)
     if unknown:
+        name = submission.annotations.name
         raise DataError(f"{submission.predictions}: {len(unknown)} {what}s not in {name}: {id_preview(unknown)}")
 
 
-def matched(submission: Submission, predicted: Iterable[Entry], gold: Iterable[Entry]) -> dict[str, tuple[Entry, Entry]]:
-    """{id: (reference entry, prediction entry)} in reference order, after checking the two files hold the same ids."""
+def matched(submission: Submission, predicted: Iterable[Entry],
+            gold: Iterable[Entry]) -> tuple[dict[str, tuple[Entry, Entry]], Coverage]:
+    """{id: (reference entry, prediction entry)} in reference order for the covered ids, and the coverage."""
     predicted_by_id, gold_by_id = index_by_id(predicted), index_by_id(gold)
-    check_same_ids(predicted_by_id, gold_by_id, submission, "id")
-    return {rid: (entry, predicted_by_id[rid]) for rid, entry in gold_by_id.items()}
+    coverage = covered_ids(predicted_by_id, gold_by_id, submission, "id")
+    return {rid: (gold_by_id[rid], predicted_by_id[rid]) for rid in coverage.ids}, coverage
 
 
 def read_answer_list(path: Path, id_key: str, text_key: str) -> dict[str, str]:

@@ -11,13 +11,14 @@ from evals.errors import DataError
 from evals.scoring.files import (
     Entry,
     Submission,
-    check_same_ids,
+    covered_ids,
     is_label,
     is_number,
     matched,
     read_json_list,
     read_jsonl,
     read_text,
+    reject_unknown,
 )
 
 HATEFUL_MEMES_COLUMNS = ("id", "proba", "label")
@@ -57,16 +58,20 @@ def probability(entry: Entry) -> float:
 
 
 def score_hateful_memes(submission: Submission) -> dict[str, Any]:
-    """ROC AUC of `proba` (the challenge metric) and accuracy of `label`, against dev.jsonl's labels."""
+    """ROC AUC of `proba` (the challenge metric) and accuracy of `label`, against dev.jsonl's labels; with --partial
+    over the memes the file holds, as MMF's `roc_auc` metric is scikit-learn's `roc_auc_score(expected, output)` over
+    the samples it is given ("not defined when expected tensor only contains one label")."""
     from metrics.ranking import accuracy, roc_auc
 
-    pairs = matched(submission, read_hateful_memes_csv(submission.predictions), read_jsonl(submission.annotations)).values()
+    memes, coverage = matched(submission, read_hateful_memes_csv(submission.predictions), read_jsonl(submission.annotations))
+    pairs = memes.values()
     truth = [gold.binary("label") for gold, _ in pairs]
     probabilities = [probability(predicted) for _, predicted in pairs]
     labels = [predicted.binary("label") for _, predicted in pairs]
     if len(set(truth)) < 2:
-        raise DataError(f"{submission.annotations}: every label is {truth[0]}; ROC AUC needs both classes")
-    return {"scores": {"roc_auc": roc_auc(truth, probabilities), "accuracy": accuracy(labels, truth)}}
+        labelled = "every label" if len(truth) == coverage.annotated else f"every label of the {len(truth)} predicted memes"
+        raise DataError(f"{submission.annotations}: {labelled} is {truth[0]}; ROC AUC needs both classes")
+    return {"scores": {"roc_auc": roc_auc(truth, probabilities), "accuracy": accuracy(labels, truth)}, **coverage.report()}
 
 
 # ---------------------------------------------------------------- VisDial v1.0 (dense annotations)
@@ -109,22 +114,26 @@ def read_dense_relevance(path: Path) -> dict[tuple[str, int], list[float]]:
     return relevance
 
 
+def rounds_preview(rounds: list[tuple[str, int]]) -> str:
+    return ", ".join(f"image_id {i} round_id {r}" for i, r in rounds[:5]) + (" ..." if len(rounds) > 5 else "")
+
+
 def score_visdial(submission: Submission) -> dict[str, Any]:
     """NDCG of the densely annotated round of each dialog; the submission's other rounds are ignored,
-    as the challenge server does (a val submission ranks every round)."""
+    as the challenge server does (a val submission ranks every round). With --partial, over the annotated rounds
+    the file ranks, as visdialch's NDCG metric averages over the rounds it observes
+    (`_ndcg_numerator / _ndcg_denominator`, the denominator growing by each batch's size)."""
     from metrics.ranking import ndcg_sklearn, visdial_ndcg
 
     relevance = read_dense_relevance(submission.annotations)
     ranks = read_visdial_ranks(submission.predictions, len(next(iter(relevance.values()))))
-    missing = [key for key in relevance if key not in ranks]
-    if missing:
-        shown = ", ".join(f"image_id {i} round_id {r}" for i, r in missing[:5])
-        raise DataError(f"{submission.predictions}: no ranks for {len(missing)} annotated rounds of "
-                        f"{submission.annotations.name}: {shown}")
-    check_same_ids({image_id for image_id, _ in ranks}, {image_id for image_id, _ in relevance}, submission, "image_id")
+    reject_unknown({image_id for image_id, _ in ranks}, {image_id for image_id, _ in relevance}, submission, "image_id")
+    coverage = covered_ids([key for key in ranks if key in relevance], relevance, submission, "annotated round",
+                           describe=rounds_preview)
     ndcg = ndcg_sklearn if submission.variant == "ndcg_sklearn" else visdial_ndcg
-    overall, per_round = ndcg([ranks[key] for key in relevance], list(relevance.values()))
-    return {"scores": {"ndcg": overall}, "per_round": {f"{i}_{r}": value for (i, r), value in zip(relevance, per_round)}}
+    overall, per_round = ndcg([ranks[key] for key in coverage.ids], [relevance[key] for key in coverage.ids])
+    return {"scores": {"ndcg": overall}, **coverage.report(),
+            "per_round": {f"{i}_{r}": value for (i, r), value in zip(coverage.ids, per_round)}}
 
 
 # ---------------------------------------------------------------- Winoground
@@ -133,16 +142,17 @@ PAIR_KEYS = ("c0_i0", "c0_i1", "c1_i0", "c1_i1")
 
 
 def score_winoground(submission: Submission) -> dict[str, Any]:
-    """Text, image and group scores from the four scores s(caption_i, image_j) of each example."""
+    """Text, image and group scores from the four scores s(caption_i, image_j) of each example; with --partial over
+    the examples the file holds, as each score is the share of the examples given that it counts as right."""
     from metrics.ranking import PairScores, winoground_outcome, winoground_scores
 
     pairs = {}
-    examples = matched(submission, read_jsonl(submission.predictions), read_jsonl(submission.annotations))
+    examples, coverage = matched(submission, read_jsonl(submission.predictions), read_jsonl(submission.annotations))
     for rid, (example, predicted) in examples.items():
         for key in ("caption_0", "caption_1", "image_0", "image_1"):
             example.get(key)
         pairs[rid] = PairScores(*(predicted.number(key) for key in PAIR_KEYS))
-    return {"scores": winoground_scores(list(pairs.values())),
+    return {"scores": winoground_scores(list(pairs.values())), **coverage.report(),
             "per_example": {rid: winoground_outcome(p) for rid, p in pairs.items()}}
 
 
@@ -159,13 +169,15 @@ def top5_labels(entry: Entry) -> list[str]:
 
 
 def score_classification(submission: Submission) -> dict[str, Any]:
-    """Top-1 accuracy of `label`, and top-5 accuracy when every prediction has a `top5` list."""
+    """Top-1 accuracy of `label`, and top-5 accuracy when every prediction has a `top5` list; with --partial over the
+    examples the file holds (an accuracy is the share of the examples given)."""
     from metrics.ranking import accuracy, percent, top_k_hits
 
-    pairs = matched(submission, read_jsonl(submission.predictions), read_jsonl(submission.annotations)).values()
+    examples, coverage = matched(submission, read_jsonl(submission.predictions), read_jsonl(submission.annotations))
+    pairs = examples.values()
     truth = [gold.label("label") for gold, _ in pairs]
     scores = {"accuracy": accuracy([predicted.label("label") for _, predicted in pairs], truth)}
     if all("top5" in predicted.record for _, predicted in pairs):
         ranked = [top5_labels(predicted) for _, predicted in pairs]
         scores["top5_accuracy"] = percent(sum(top_k_hits(ranked, truth, 5)), len(truth))
-    return {"scores": scores}
+    return {"scores": scores, **coverage.report()}

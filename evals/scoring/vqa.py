@@ -12,10 +12,11 @@ from typing import Any
 from evals.errors import DataError
 from evals.records import Example
 from evals.scoring.files import (
+    Coverage,
     Entry,
     Retained,
     Submission,
-    check_same_ids,
+    covered_ids,
     cycle_collection_paused,
     id_preview,
     index_by_id,
@@ -48,23 +49,32 @@ def loaded_references(examples: Sequence[Example], path: Path, id_key: str) -> l
     return [VQAReference(qid, e.references, answer_type=e.meta.get("answer_type", "")) for qid, e in zip(ids, examples)]
 
 
-def vqa_scores(submission: Submission, references: Sequence[VQAReference], id_key: str) -> VQAScore:
+def vqa_scores(submission: Submission, references: Sequence[VQAReference], id_key: str) -> tuple[VQAScore, Coverage]:
     """Predictions [{id_key, answer}] scored as given (no answer processing: that belongs to producing the file),
-    every question of the reference file once."""
+    every question of the reference file once, or with --partial the questions the file holds. The official
+    vqaEval.py scores `evaluate(quesIds=None)`, `quesIds = [quesId for quesId in self.params['question_id']]`,
+    where `self.params = {'question_id': vqa.getQuesIds()}` (the annotations'; and the current vqa.py's loadRes
+    asserts that the results hold exactly those): part of a set is scored by passing the results' question ids
+    as quesIds, each question's accuracy averaged over those alone, which is what --partial does."""
     if not references:
         raise DataError(f"{submission.annotations}: no questions to score")
     answers = read_answer_list(submission.predictions, id_key, "answer")
-    check_same_ids(answers, [r.question_id for r in references], submission, id_key)
-    return vqa_accuracy(answers, references)
+    coverage = covered_ids(answers, [r.question_id for r in references], submission, id_key)
+    return vqa_accuracy(answers, [r for r in references if r.question_id in answers]), coverage
 
 
 def score_vqa(submission: Submission) -> dict[str, Any]:
     """VQAv2 / OK-VQA: EvalAI results [{question_id, answer}] against the official annotations (+ questions)."""
     with cycle_collection_paused():
-        result = plain_vqa_score(submission) or vqa_scores(
-            submission, read_vqa_references(submission.annotations, submission.questions), "question_id")
+        result = plain_vqa_score(submission)  # None for a partial file too: its ids are not the annotations'
+        if result is not None:
+            coverage = Coverage(list(result.per_question), len(result.per_question), submission.partial)
+        else:
+            references = read_vqa_references(submission.annotations, submission.questions)
+            result, coverage = vqa_scores(submission, references, "question_id")
     return {
         "scores": {"vqa_accuracy": result.overall},
+        **coverage.report(),
         "by_question_type": result.per_question_type,
         "by_answer_type": result.per_answer_type,
         "per_question": result.per_question,
@@ -134,16 +144,16 @@ def score_textvqa(submission: Submission) -> dict[str, Any]:
     """TextVQA: EvalAI results [{question_id, answer}] against TextVQA_0.5.1_val.json (`data`, 10 answer strings each),
     read by the task's own loader. The file has no question or answer types, so no breakdowns."""
     examples = TextVQAFiles().read(submission.annotations, submission.annotations.parent, "val")
-    result = vqa_scores(submission, loaded_references(examples, submission.annotations, "question_id"), "question_id")
-    return {"scores": {"vqa_accuracy": result.overall}, "per_question": result.per_question}
+    result, coverage = vqa_scores(submission, loaded_references(examples, submission.annotations, "question_id"), "question_id")
+    return {"scores": {"vqa_accuracy": result.overall}, **coverage.report(), "per_question": result.per_question}
 
 
 def score_vizwiz(submission: Submission) -> dict[str, Any]:
     """VizWiz: the challenge's [{image, answer}] against Annotations/val.json, read by the task's own loader.
     Its answers carry no answer_id: metrics.vqa's leave-one-out removes one answer by position."""
     examples = VizWizFiles().read(submission.annotations, submission.annotations.parent, "val")
-    result = vqa_scores(submission, loaded_references(examples, submission.annotations, "image"), "image")
-    return {"scores": {"vqa_accuracy": result.overall}, "by_answer_type": result.per_answer_type,
+    result, coverage = vqa_scores(submission, loaded_references(examples, submission.annotations, "image"), "image")
+    return {"scores": {"vqa_accuracy": result.overall}, **coverage.report(), "by_answer_type": result.per_answer_type,
             "per_question": result.per_question}
 
 
