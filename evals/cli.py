@@ -319,7 +319,8 @@ SCORE_ANNOTATIONS_HELP = (
     "text); visdial: dense annotations JSON [{image_id, round_id, gt_relevance}]; winoground: examples JSONL (id, "
     "caption_0, caption_1, image_0, image_1)."
 )
-SCORE_VARIANT_HELP = "A peers' metric variant: visdial: ndcg_sklearn (m4: scikit-learn NDCG over all 100 options)."
+SCORE_VARIANT_HELP = ("A peers' metric variant: visdial: ndcg_sklearn (m4: scikit-learn NDCG over all 100 options); textvqa, "
+                      "vizwiz: vqav2_rule (vqaEval.py's rule: answers normalised only where the humans disagree).")
 SCORE_PARTIAL_HELP = ("Score a file that predicts only part of the reference ids over those ids, as the official scorers "
                       "score the ids of their results file, and report the coverage; without it such a file is an error. "
                       "An id that is not in the annotations is an error either way.")
@@ -340,7 +341,8 @@ def score(
     """Score a submission file with no model, as the official scorer does (the file is scored as given).
 
     Metrics (0-100), by the task's submission format:
-    vqa, textvqa: vqa_accuracy; vizwiz: vqa_accuracy (by answer_type); classification: accuracy, top5_accuracy;
+    vqa: vqa_accuracy; textvqa: vqa_accuracy (MMF's TextVQA evaluator); vizwiz: vqa_accuracy (the challenge's scorer;
+    by answer_type); classification: accuracy, top5_accuracy;
     captions: CIDEr (CIDEr-D), Bleu_4, ROUGE_L, METEOR (pycocoevalcap, Java);
     hateful_memes: roc_auc, accuracy; winoground: text, image, group;
     visdial: ndcg (official: cut at the number of relevant options).

@@ -45,10 +45,11 @@ def strip_punctuation(text: str) -> str:
     return _PERIOD.sub("", out, count=_PERIOD_SUB_COUNT)
 
 
-def digits_and_articles(text: str) -> str:
-    """The scorer's processDigitArticle: lowercase, number words to digits, drop articles, fix contractions."""
+def digits_and_articles(text: str, contractions: Mapping[str, str] = CONTRACTIONS) -> str:
+    """The scorer's processDigitArticle: lowercase, number words to digits, drop articles, fix contractions
+    (VizWiz's scorer has its own table)."""
     words = [NUMBER_WORDS.get(word, word) for word in text.lower().split()]
-    words = [CONTRACTIONS.get(word, word) for word in words if word not in ARTICLES]
+    words = [contractions.get(word, word) for word in words if word not in ARTICLES]
     return " ".join(words)
 
 
@@ -134,8 +135,22 @@ def question_accuracies(predictions: Sequence[str], answer_lists: Sequence[Seque
     where = list(disagree)
     exhaust(map(setitem, repeat(answers), where, texts_each(normalized, map(answers.__getitem__, where))))
     exhaust(map(setitem, repeat(guesses), where, map(normalized.__getitem__, map(guesses.__getitem__, where))))
+    return matched_accuracies(guesses, answers)
+
+
+def matched_accuracies(guesses: Iterable[str], answers: Iterable[Sequence[str]]) -> list[float]:
+    """pattern_accuracy of each question's guess against its answers, both already in the form they are compared in."""
     patterns = map(tuple, map(map, repeat(eq), answers, map(repeat, guesses)))
     return list(map(Memo(pattern_accuracy).__getitem__, patterns))
+
+
+def accuracies_in_forms(predictions: Sequence[str], answer_lists: Sequence[Sequence[str]],
+                        prediction_form: Callable[[str], str], answer_form: Callable[[str], str] | None) -> list[float]:
+    """Per-question accuracy when the prediction and each human answer are put in a fixed form whatever the humans
+    agree on (TextVQA's and VizWiz's scorers; `answer_form` None: the answers as given). Each distinct text is put
+    in its form once; the accuracy is question_accuracy's leave-one-out average, the same floats."""
+    answers = texts_each(Memo(answer_form), answer_lists) if answer_form is not None else list(map(tuple, answer_lists))
+    return matched_accuracies(map(Memo(prediction_form).__getitem__, predictions), answers)
 
 
 @dataclass(frozen=True)
@@ -181,6 +196,12 @@ def summarize(ids: Sequence[str], accuracies: Sequence[float], question_types: S
 
 def vqa_accuracy(predictions: Mapping[str, str], references: Sequence[VQAReference]) -> VQAScore:
     """Score predictions (question id -> answer) over `references`, in reference order as the scorer does."""
+    return score_references(predictions, references, question_accuracies)
+
+
+def score_references(predictions: Mapping[str, str], references: Sequence[VQAReference],
+                     accuracies: Callable[[list[str], list[tuple[str, ...]]], list[float]]) -> VQAScore:
+    """`accuracies(predictions, answer lists)` of every reference's question, in reference order, summarised."""
     ids = [ref.question_id for ref in references]
-    accuracies = question_accuracies([predictions[qid] for qid in ids], [tuple(ref.answers) for ref in references])
-    return summarize(ids, accuracies, [ref.question_type for ref in references], [ref.answer_type for ref in references])
+    per_question = accuracies([predictions[qid] for qid in ids], [tuple(ref.answers) for ref in references])
+    return summarize(ids, per_question, [ref.question_type for ref in references], [ref.answer_type for ref in references])

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from functools import lru_cache
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
-from metrics.vqa import VQAReference, clean_whitespace, normalize, process_answer, vqa_accuracy
-from tasks.base import FileReader, MetricResult, Task, cut_at_stop_words, read_json, require
+from metrics.vqa import clean_whitespace, process_answer
+from tasks.base import FileReader, Task, cut_at_stop_words, read_json, require
 from tasks.hf import HFSpec, Row
+from tasks.vqa_metrics import score_textvqa_accuracy, score_vizwiz_accuracy, score_vqa, score_vqa_stemmed, score_vqav2_rule
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "vqa"
 DEMO_WHAT_ROOT = Path(__file__).parent / "demo" / "what"
@@ -192,41 +192,6 @@ def postprocess_vqa(output: str, stops: Sequence[str]) -> str:
     return process_answer(cut_at_stop_words(output, stops))
 
 
-def score_vqa(predictions: Mapping[str, str], examples: Sequence[Example]) -> MetricResult:
-    references = [
-        VQAReference(e.id, e.references, e.meta.get("question_type", ""), e.meta.get("answer_type", ""))
-        for e in examples
-    ]
-    result = vqa_accuracy(predictions, references)
-    return MetricResult(
-        scores={"vqa_accuracy": result.overall},
-        per_sample=result.per_question,
-        breakdowns={"by_question_type": result.per_question_type, "by_answer_type": result.per_answer_type},
-    )
-
-
-@lru_cache(maxsize=1)
-def porter():
-    from nltk.stem import PorterStemmer  # needs no NLTK data download
-
-    return PorterStemmer()
-
-
-@lru_cache(maxsize=1 << 16)
-def stem_answer(text: str) -> str:
-    """The answer normalised as the official scorer does, then each word Porter-stemmed."""
-    return " ".join(porter().stem(word) for word in normalize(clean_whitespace(text)).split())
-
-
-def score_vqa_stemmed(predictions: Mapping[str, str], examples: Sequence[Example]) -> MetricResult:
-    """OK-VQA v1.1 answers are stemmed, so OpenFlamingo stems the prediction before the official scorer.
-    Its stemmer (WordNet verb lemmas for -ing words, `inflection` singulars for plural nouns, a hand-made
-    table) needs NLTK data downloads; this variant Porter-stems prediction and answers alike instead, so
-    "riding" meets "ride" and "tennis" meets "tennis". Close to, not identical with, OpenFlamingo's numbers."""
-    stemmed = {qid: stem_answer(answer) for qid, answer in predictions.items()}
-    return score_vqa(stemmed, [replace(e, references=tuple(stem_answer(a) for a in e.references)) for e in examples])
-
-
 def vqa_hf(splits: Mapping[str, str], hub_id: str) -> HFSpec:
     """A Hugging Face copy of a VQA benchmark: columns question_id, question, image, answers (strings or
     {answer} objects); optional image_id (else the question id names the image, as in lmms-lab's VizWiz),
@@ -274,13 +239,17 @@ vqa_task("vqav2", "Goyal et al. 2017, arXiv 1612.00837", VQAV2_FILES, data_folde
          hf=vqa_hf(COCO_SPLITS, "HuggingFaceM4/VQAv2"))
 vqa_task("okvqa", "Marino et al. 2019, arXiv 1906.00067", OKVQA_FILES, data_folder="okvqa",
          metric_variants={"vqa_accuracy_stemmed": score_vqa_stemmed}, hf=vqa_hf(COCO_SPLITS, "HuggingFaceM4/OK-VQA"))
-# TextVQA answers are 10 strings in a `data` list; VizWiz submissions are keyed by image file name.
+# TextVQA answers are 10 strings in a `data` list; VizWiz submissions are keyed by image file name. Both official
+# scorers process the prediction themselves, so the prediction is the cut output, as a submission holds it: EvalAI's
+# processor applied twice is not applied once ("whats" -> "what's" -> "what 's").
 vqa_task("textvqa", "Singh et al. 2019, arXiv 1904.08920", TextVQAFiles(), data_folder="textvqa",
-         support_split="train", query_split="val", submission_format="textvqa",
+         support_split="train", query_split="val", submission_format="textvqa", postprocess=cut_at_stop_words,
+         metric=score_textvqa_accuracy, metric_variants={"vqav2_rule": score_vqav2_rule},
          hf=vqa_hf({"train": "train", "val": "validation"}, "lmms-lab/textvqa"))
 # lmms-lab's VizWiz copy holds val and test only: demonstrations need a copy (or save_to_disk folder) with train.
 vqa_task("vizwiz", "Gurari et al. 2018, arXiv 1802.08218", VizWizFiles(), data_folder="vizwiz",
-         support_split="train", query_split="val", submission_format="vizwiz",
+         support_split="train", query_split="val", submission_format="vizwiz", postprocess=cut_at_stop_words,
+         metric=score_vizwiz_accuracy, metric_variants={"vqav2_rule": score_vqav2_rule},
          hf=vqa_hf({"train": "train", "val": "val"}, "lmms-lab/VizWiz-VQA"))
 vqa_task("demo_vqa", "synthetic shapes in VQAv2 format (scripts/make_demo_data.py)", VQAV2_FILES,
          default_root=DEMO_ROOT, suites=("demo",))

@@ -690,3 +690,71 @@ def test_partial_unknown_id_and_nothing_covered(monkeypatch, capsys, classificat
     write_json(folder / "predictions.json", [{**rows[0], "round_id": rows[0]["round_id"] % 10 + 1}])
     with pytest.raises(DataError, match="predictions.json: predicts none of the 300 annotated rounds .*: nothing to score$"):
         score_file("visdial", folder / "predictions.json", folder / "visdial_1.0_val_dense_annotations.json", partial=True)
+
+
+# (answers, prediction as the file holds it, official %, vqaEval.py's rule %). MMF's TextVQA evaluator
+# (mmf/utils/m4c_evaluators.py) puts prediction and answers through EvalAI's processor, always: "king's cross" ->
+# "king 's cross", "the speaking eye" -> "speaking eye", "hatta, oman" -> "hatta oman"; vqaEval.py's rule compares
+# unanimous answers raw and normalises disagreeing ones without the "'s" split. tests/test_textvqa_vizwiz.py has each.
+TEXTVQA_RULE_CASES = (
+    (["king's cross"] * 6 + ["kings cross"] * 4, "king 's cross", 100.0, 0.0),
+    (["the speaking eye"] * 10, "speaking eye", 100.0, 0.0),
+    (["hatta, oman"] * 10, "hatta oman", 100.0, 0.0),
+    (["coca cola"] * 4 + ["coke"] * 3 + ["cola"] * 3, "coke", 90.0, 90.0),
+)
+# (answer_type, answers, prediction, official %, vqaEval.py's rule %). The VizWiz scorer normalises the prediction
+# only: "dont know" -> "don’t know" (U+2019) meets no raw "dont know"; "pepsi" meets no raw "Pepsi"; "quiet one" ->
+# "quiet 1" meets ten raw "quiet 1" (which vqaEval.py's rule compares raw with "quiet one").
+VIZWIZ_RULE_CASES = (
+    ("unanswerable", ["dont know"] * 3 + ["unanswerable"] * 7, "dont know", 0.0, 90.0),
+    ("other", ["Pepsi"] * 4 + ["pepsi can"] * 6, "pepsi", 0.0, 100.0),
+    ("other", ["quiet 1"] * 10, "quiet one", 100.0, 0.0),
+    ("other", ["red"] * 3 + ["blue"] * 7, "red", 90.0, 90.0),
+)
+
+
+@pytest.fixture
+def textvqa_rule_files(tmp_path):
+    annotations = tmp_path / "TextVQA_0.5.1_val.json"
+    annotations.write_text(json.dumps({"data": [textvqa_question(qid, answers)
+                                                for qid, (answers, *_) in enumerate(TEXTVQA_RULE_CASES, start=1)]}))
+    predictions = tmp_path / "textvqa_predictions.json"
+    predictions.write_text(json.dumps([{"question_id": qid, "answer": answer}
+                                       for qid, (_, answer, *_) in enumerate(TEXTVQA_RULE_CASES, start=1)]))
+    return predictions, annotations
+
+
+@pytest.fixture
+def vizwiz_rule_files(tmp_path):
+    images = [f"VizWiz_val_{n:08d}.jpg" for n in range(len(VIZWIZ_RULE_CASES))]
+    annotations = tmp_path / "Annotations" / "val.json"
+    annotations.parent.mkdir()
+    annotations.write_text(json.dumps([vizwiz_question(image, kind, answers)
+                                       for image, (kind, answers, *_) in zip(images, VIZWIZ_RULE_CASES)]))
+    predictions = tmp_path / "vizwiz_predictions.json"
+    predictions.write_text(json.dumps([{"image": image, "answer": answer}
+                                       for image, (_, _, answer, *_) in zip(images, VIZWIZ_RULE_CASES)]))
+    return predictions, annotations
+
+
+def test_cli_textvqa_official_scorer_and_vqav2_rule(monkeypatch, capsys, textvqa_rule_files, tmp_path):
+    """`evals score textvqa` scores as MMF's TextVQA evaluator; `--metric-variant vqav2_rule` as the harness did before."""
+    out, official = evals_score(monkeypatch, capsys, "textvqa", *textvqa_rule_files, tmp_path / "a.json")
+    assert official["scores"] == {"vqa_accuracy": 97.5} and "97.50" in out  # (100 + 100 + 100 + 90) / 4
+    assert official["per_question"] == {str(qid): case[2] for qid, case in enumerate(TEXTVQA_RULE_CASES, start=1)}
+    out, old = evals_score(monkeypatch, capsys, "textvqa", *textvqa_rule_files, tmp_path / "b.json",
+                           "--metric-variant", "vqav2_rule")
+    assert old["metric_variant"] == "vqav2_rule" and old["scores"] == {"vqa_accuracy": 22.5} and "22.50" in out  # 90 / 4
+    assert old["per_question"] == {str(qid): case[3] for qid, case in enumerate(TEXTVQA_RULE_CASES, start=1)}
+
+
+def test_cli_vizwiz_official_scorer_and_vqav2_rule(monkeypatch, capsys, vizwiz_rule_files, tmp_path):
+    """`evals score vizwiz` scores as the VizWiz challenge's scorer; `--metric-variant vqav2_rule` as before."""
+    out, official = evals_score(monkeypatch, capsys, "vizwiz", *vizwiz_rule_files, tmp_path / "a.json")
+    assert official["scores"] == {"vqa_accuracy": 47.5} and "47.50" in out  # (0 + 0 + 100 + 90) / 4
+    assert official["by_answer_type"] == {"unanswerable": 0.0, "other": 63.33}
+    out, old = evals_score(monkeypatch, capsys, "vizwiz", *vizwiz_rule_files, tmp_path / "b.json", "--metric-variant", "vqav2_rule")
+    assert old["scores"] == {"vqa_accuracy": 70.0} and "70.00" in out  # (90 + 100 + 0 + 90) / 4
+    assert old["by_answer_type"] == {"unanswerable": 90.0, "other": 63.33}
+    assert [official["per_question"][image] for image in sorted(official["per_question"])] == [c[3] for c in VIZWIZ_RULE_CASES]
+    assert [old["per_question"][image] for image in sorted(old["per_question"])] == [c[4] for c in VIZWIZ_RULE_CASES]

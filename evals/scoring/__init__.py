@@ -22,8 +22,8 @@ from evals.scoring.vqa import score_textvqa, score_vizwiz, score_vqa
 
 SUBMISSION_SCORERS: dict[str, SubmissionFormat] = {
     "vqa": SubmissionFormat(score_vqa, takes_questions=True),
-    "textvqa": SubmissionFormat(score_textvqa),
-    "vizwiz": SubmissionFormat(score_vizwiz),
+    "textvqa": SubmissionFormat(score_textvqa, variants=("vqav2_rule",)),
+    "vizwiz": SubmissionFormat(score_vizwiz, variants=("vqav2_rule",)),
     "captions": SubmissionFormat(score_captions),
     "hateful_memes": SubmissionFormat(score_hateful_memes),
     "visdial": SubmissionFormat(score_visdial, variants=("ndcg_sklearn",)),

@@ -1,8 +1,9 @@
-"""VQA-family submissions (VQAv2/OK-VQA EvalAI files, TextVQA, VizWiz) scored by the official VQA accuracy."""
+"""VQA-family submissions scored by their official scorers: VQAv2/OK-VQA EvalAI files by vqaEval.py's VQA accuracy,
+TextVQA by MMF's TextVQA evaluator, VizWiz by its challenge's scorer (`vqav2_rule`: vqaEval.py's rule for those two)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import repeat
 from operator import itemgetter
@@ -23,6 +24,8 @@ from evals.scoring.files import (
     read_answer_list,
     top_level_list,
 )
+from metrics.textvqa import textvqa_accuracy
+from metrics.vizwiz import vizwiz_accuracy
 from metrics.vqa import VQAReference, VQAScore, question_accuracies, summarize, vqa_accuracy
 from tasks.base import read_json
 from tasks.vqa import TextVQAFiles, VizWizFiles, human_answers
@@ -49,18 +52,22 @@ def loaded_references(examples: Sequence[Example], path: Path, id_key: str) -> l
     return [VQAReference(qid, e.references, answer_type=e.meta.get("answer_type", "")) for qid, e in zip(ids, examples)]
 
 
-def vqa_scores(submission: Submission, references: Sequence[VQAReference], id_key: str) -> tuple[VQAScore, Coverage]:
-    """Predictions [{id_key, answer}] scored as given (no answer processing: that belongs to producing the file),
-    every question of the reference file once, or with --partial the questions the file holds. The official
-    vqaEval.py scores `evaluate(quesIds=None)`, `quesIds = [quesId for quesId in self.params['question_id']]`,
-    where `self.params = {'question_id': vqa.getQuesIds()}` (the annotations'; and the current vqa.py's loadRes
-    asserts that the results hold exactly those): part of a set is scored by passing the results' question ids
-    as quesIds, each question's accuracy averaged over those alone, which is what --partial does."""
+Accuracy = Callable[[Mapping[str, str], Sequence[VQAReference]], VQAScore]
+
+
+def vqa_scores(submission: Submission, references: Sequence[VQAReference], id_key: str,
+               accuracy: Accuracy = vqa_accuracy) -> tuple[VQAScore, Coverage]:
+    """Predictions [{id_key, answer}] scored as given (any answer processing is the scorer's own), every question of
+    the reference file once, or with --partial the questions the file holds. The official vqaEval.py scores
+    `evaluate(quesIds=None)`, `quesIds = [quesId for quesId in self.params['question_id']]`, where
+    `self.params = {'question_id': vqa.getQuesIds()}` (the annotations'; and the current vqa.py's loadRes asserts
+    that the results hold exactly those): part of a set is scored by passing the results' question ids as quesIds,
+    each question's accuracy averaged over those alone, which is what --partial does."""
     if not references:
         raise DataError(f"{submission.annotations}: no questions to score")
     answers = read_answer_list(submission.predictions, id_key, "answer")
     coverage = covered_ids(answers, [r.question_id for r in references], submission, id_key)
-    return vqa_accuracy(answers, [r for r in references if r.question_id in answers]), coverage
+    return accuracy(answers, [r for r in references if r.question_id in answers]), coverage
 
 
 def score_vqa(submission: Submission) -> dict[str, Any]:
@@ -140,19 +147,26 @@ def text_column(rows: list[dict], key: str) -> list[str]:
     return values if set(map(type, values)) <= {str} else list(map(str, values))
 
 
+def official_or_vqav2_rule(submission: Submission, official: Accuracy) -> Accuracy:
+    """The format's own scorer, or vqaEval.py's rule on the answers as given with `--metric-variant vqav2_rule`."""
+    return vqa_accuracy if submission.variant == "vqav2_rule" else official
+
+
 def score_textvqa(submission: Submission) -> dict[str, Any]:
     """TextVQA: EvalAI results [{question_id, answer}] against TextVQA_0.5.1_val.json (`data`, 10 answer strings each),
-    read by the task's own loader. The file has no question or answer types, so no breakdowns."""
+    read by the task's own loader, scored by MMF's TextVQA evaluator. The file has no question or answer types."""
     examples = TextVQAFiles().read(submission.annotations, submission.annotations.parent, "val")
-    result, coverage = vqa_scores(submission, loaded_references(examples, submission.annotations, "question_id"), "question_id")
+    result, coverage = vqa_scores(submission, loaded_references(examples, submission.annotations, "question_id"), "question_id",
+                                  official_or_vqav2_rule(submission, textvqa_accuracy))
     return {"scores": {"vqa_accuracy": result.overall}, **coverage.report(), "per_question": result.per_question}
 
 
 def score_vizwiz(submission: Submission) -> dict[str, Any]:
-    """VizWiz: the challenge's [{image, answer}] against Annotations/val.json, read by the task's own loader.
-    Its answers carry no answer_id: metrics.vqa's leave-one-out removes one answer by position."""
+    """VizWiz: the challenge's [{image, answer}] against Annotations/val.json, read by the task's own loader, scored by
+    the challenge's scorer. Its answers carry no answer_id: the leave-one-out removes one answer by position."""
     examples = VizWizFiles().read(submission.annotations, submission.annotations.parent, "val")
-    result, coverage = vqa_scores(submission, loaded_references(examples, submission.annotations, "image"), "image")
+    result, coverage = vqa_scores(submission, loaded_references(examples, submission.annotations, "image"), "image",
+                                  official_or_vqav2_rule(submission, vizwiz_accuracy))
     return {"scores": {"vqa_accuracy": result.overall}, **coverage.report(), "by_answer_type": result.per_answer_type,
             "per_question": result.per_question}
 
