@@ -69,6 +69,7 @@ def train_briefly(out: Path) -> dict[str, str]:
     return tree_hashes(out)
 
 
+@pytest.mark.slow  # the training script's picture filter: about a minute a call
 def test_training_script_is_reproducible_and_builds_the_shipped_tokenizer_and_config(tmp_path):
     """Two runs of two steps give identical files (weights included); their tokenizer and configuration are the
     shipped ones (the shipped weights took the full run)."""
@@ -121,6 +122,7 @@ def test_a_scene_saved_again_or_moved_a_little_is_found_and_a_changed_scene_is_n
     assert train_script.shown_in(np.stack(candidates), shown).tolist() == [True, True, False, True, False, False]
 
 
+@pytest.mark.slow  # the training script's picture filter: about a minute a call
 def test_training_pools_hold_no_eval_picture(train_script, pools):
     """The demo scenes come from a small space, and the demo sets save them as PNG or JPEG at different qualities:
     the copies found in review (one scene saved by two demo sets, found by mean absolute difference) are left out."""
@@ -140,6 +142,7 @@ def test_training_pools_hold_no_eval_picture(train_script, pools):
     assert len(pools["demo_vqa"][0]) < len(train_script.support_examples("demo_vqa"))
 
 
+@pytest.mark.slow  # the training script's picture filter: about a minute a call
 def test_training_record_counts_the_pools_todays_data_gives(pools):
     """The pools depend on every demo eval split too: a changed eval split needs a retrained model."""
     record = training_record()
