@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from evals.errors import DataError, UnknownNameError
-from results.schema import METRIC_RANGES, READABLE_VERSIONS, SCHEMA_VERSION, SCORES_BY_HEADLINE, compared_protocol, protocol_field_types
+from results.schema import (
+    METRIC_RANGES, READABLE_VERSIONS, SCHEMA_VERSION, SCORES_BY_HEADLINE, compared_protocol, protocol_field_types,
+)
 from tasks.base import read_json, require
 
 MIN_SCHEMA_VERSION = READABLE_VERSIONS[0]  # 2: the first version whose protocol says how ranked tasks and metric variants were scored
