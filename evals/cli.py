@@ -11,7 +11,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from evals.errors import ConfigError, EvalsError
+from evals.errors import ConfigError, DataError, EvalsError
+from evals.paths import check_writable_dir, check_writable_file, write_output
 from evals.sweep import parse_sources
 
 app = typer.Typer(
@@ -112,6 +113,7 @@ def run(
     options = typed_options(ctx)
     auto_batch = batch_size_option(options)
     spec = build_spec(read_sweep_file(config) if config else {}, cli_values(options))
+    check_writable_dir(Path(spec.output_dir), "--output-dir")
     run_sweep(spec, overwrite, auto_batch, verbose)
 
 
@@ -351,6 +353,8 @@ def score(
     from evals.scoring import result_json, score_submission
     from evals.scoring.files import Retained
 
+    if output is not None:
+        check_writable_file(output, "--output")
     load_task_modules(task_module)
     if is_entry_point(main):  # the process ends by exit_without_teardown: nothing needs freeing
         Retained.keep_until_exit()
@@ -367,10 +371,9 @@ def score(
     for breakdown in (key for key in result if key.startswith("by_")):
         for key, value in result[breakdown].items():
             table.add_row(f"{breakdown}: {key}", f"{value:.2f}")
-    console.print(table)
+    console.print(table)  # before writing: a write that fails after all leaves the scores on the screen
     if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(result_json(result))
+        write_output(output, result_json(result), "--output")
         console.print(f"written to {output}")
     if is_entry_point(main):  # `python -m evals` or the `evals` script: nothing runs after the command
         exit_without_teardown()
@@ -436,21 +439,42 @@ def leaderboard(
 ) -> None:
     """Models x (task, shots): mean ± std over seeds of each task's headline metric."""
     from results.leaderboard import render, summarize
+    from results.plots import check_plot_path
     from results.records import read_records
 
+    if output is not None:
+        check_writable_file(output, "--output")
+    if plot is not None:
+        check_plot_path(plot)
+        check_writable_file(plot, "--plot")
     summary = summarize(read_records(results), tuple(metric or ()), allow_mixed_protocols)
     text = render(summary, table_format)
     if output is None:
         sys.stdout.write(text)
     else:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-        errors.print(f"leaderboard written to {output}")
+        write_table(text, output)
     if plot is not None:
-        from results.plots import save_png, shot_curves
+        write_plot(summary, plot)
 
-        save_png(shot_curves(summary), plot)
-        errors.print(f"plot written to {plot}")
+
+def write_table(text: str, output: Path) -> None:
+    """The table to `output`; where that write fails after all, to stdout first, so the table is not lost."""
+    try:
+        write_output(output, text, "--output")
+    except DataError:
+        sys.stdout.write(text)
+        raise
+    errors.print(f"leaderboard written to {output}")
+
+
+def write_plot(summary, plot: Path) -> None:
+    from results.plots import save_plot, shot_curves
+
+    try:
+        save_plot(shot_curves(summary), plot)
+    except OSError as error:
+        raise DataError(f"--plot {plot}: cannot write ({error.strerror or error})") from None
+    errors.print(f"plot written to {plot}")
 
 
 @app.command("compare")
@@ -468,10 +492,12 @@ def compare_results(
     from rich.markup import escape
 
     from results.compare import compare, update_baseline
-    from results.records import read_records
+    from results.records import json_files, read_records
 
+    if update:
+        check_writable_dir(baseline, "--update BASELINE")
     now = read_records([current])
-    fresh = update and not (baseline.is_dir() and any(baseline.rglob("*.json")))  # --update may create the baseline
+    fresh = update and not (baseline.is_dir() and json_files(baseline))  # --update may create the baseline
     before = [] if fresh else read_records([baseline])
     comparison = compare(now, before, tolerance, tuple(metric or ()), allow_protocol_change)
     table = Table(title=f"{current} vs baseline {baseline}")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from evals.errors import ConfigError
+from evals.errors import ConfigError, DataError
 from results.leaderboard import column_metric
 from results.records import ABSENT, CellRecord, differing_fields, index_unique, show
 from results.store import write_atomic
@@ -73,8 +74,8 @@ def compare(
 ) -> Comparison:
     """Match cells by (model, task, shots, selection, seed); every baseline cell must be in `current`, with no
     compared metric lower by more than `tolerance` points and (unless allowed) the same protocol."""
-    if tolerance < 0:
-        raise ConfigError(f"--tolerance must be >= 0, got {tolerance}")
+    if not math.isfinite(tolerance) or tolerance < 0:  # nan compares false with everything: it would pass any drop
+        raise ConfigError(f"--tolerance must be >= 0 and finite, got {tolerance}")
     now = index_unique(current, lambda r: r.key)
     before = index_unique(baseline, lambda r: r.key)
     check_metric_names(metrics, baseline)
@@ -161,7 +162,10 @@ def update_baseline(current_root: Path, current: Sequence[CellRecord], baseline_
     for record in current:
         relative = record.path.relative_to(current_root) if current_root.is_dir() else Path(record.path.name)
         target = baseline_root / relative
-        write_atomic(target, record.path.read_text(encoding="utf-8"))
+        try:
+            write_atomic(target, record.path.read_text(encoding="utf-8"))
+        except OSError as error:
+            raise DataError(f"--update {target}: cannot write ({error.strerror or error})") from None
         written.append(target)
     lines = [f"wrote {path}" for path in written]
     kept = {path.resolve() for path in written}

@@ -9,6 +9,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from evals.errors import ConfigError
 from results.leaderboard import ROW
 
 COLUMNS_AT_MOST = 3
@@ -47,7 +48,27 @@ def draw_task(ax, rows: pd.DataFrame) -> None:
     ax.grid(alpha=0.3)
 
 
-def save_png(figure: Figure, path: Path) -> None:
-    """Write the figure as PNG; no software/version metadata, so the same numbers give the same file."""
+# The formats --plot writes, by suffix, each without the metadata that changes from run to run (software version,
+# date), so the same numbers give the same file.
+PLOT_METADATA = {
+    ".png": {"Software": None},
+    ".svg": {"Date": None, "Creator": None},
+    ".pdf": {"CreationDate": None, "Creator": None, "Producer": None},
+}
+
+
+def check_plot_path(path: Path) -> None:
+    """Refuse a plot file whose suffix names no format written here (`out.txt` would hold a PNG under a text name)."""
+    if path.suffix.lower() not in PLOT_METADATA:
+        raise ConfigError(f"--plot {path}: the suffix must be one of {', '.join(PLOT_METADATA)} (the format written)")
+
+
+def save_plot(figure: Figure, path: Path) -> None:
+    """Write the figure in the format its suffix names (.png, .svg or .pdf)."""
+    check_plot_path(path)
+    suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png", dpi=100, metadata={"Software": None})
+    figure.savefig(path, format=suffix[1:], dpi=100, metadata=PLOT_METADATA[suffix])
+
+
+save_png = save_plot  # the earlier name, when PNG was the only format

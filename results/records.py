@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evals.errors import DataError
-from results.schema import compared_protocol
+from evals.errors import DataError, UnknownNameError
+from results.schema import (
+    METRIC_RANGES, READABLE_VERSIONS, SCHEMA_VERSION, SCORES_BY_HEADLINE, compared_protocol, protocol_field_types,
+)
 from tasks.base import read_json, require
 
-MIN_SCHEMA_VERSION = 2  # the first version whose protocol says how ranked tasks and metric variants were scored
+MIN_SCHEMA_VERSION = READABLE_VERSIONS[0]  # 2: the first version whose protocol says how ranked tasks and metric variants were scored
 MODEL_IDENTITY = frozenset({"model", "model_family", "model_revision", "dtype"})
 # Files beside the cell records that are not cell records (per-sample lines, resume journals, half-written files).
 NOT_RECORDS = (".samples.", "journal", ".tmp")
@@ -69,7 +72,7 @@ def find_record_files(paths: Sequence[Path]) -> list[Path]:
     found: dict[Path, Path] = {}  # by resolved path: a file named twice (a folder and a file in it) is read once
     for path in paths:
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*.json") if p.is_file() and not any(m in p.name for m in NOT_RECORDS))
+            files = [p for p in json_files(path) if p.is_file() and not any(m in p.name for m in NOT_RECORDS)]
         elif path.is_file():
             files = [path]
         else:
@@ -77,6 +80,15 @@ def find_record_files(paths: Sequence[Path]) -> list[Path]:
         for file in files:
             found.setdefault(file.resolve(), file)
     return list(found.values())
+
+
+def json_files(folder: Path) -> list[Path]:
+    """Every `*.json` below `folder`, sorted, without entering symlinked folders: a link back up the tree (a loop)
+    would otherwise be walked forever, and a link elsewhere would read records the user did not name."""
+    found = []
+    for root, _, names in os.walk(folder, followlinks=False):
+        found += [Path(root, name) for name in names if name.endswith(".json")]
+    return sorted(found)
 
 
 def read_records(paths: Sequence[Path]) -> list[CellRecord]:
@@ -94,30 +106,91 @@ def read_records(paths: Sequence[Path]) -> list[CellRecord]:
 
 
 def parse_record(data: Any, path: Path) -> CellRecord:
-    version = require(data, "schema_version", path, "the cell record")
-    if not isinstance(version, int) or version < MIN_SCHEMA_VERSION:
-        raise DataError(f"{path}: schema_version {version!r} is older than {MIN_SCHEMA_VERSION}; run the cell again")
+    """A record checked against the schema: every field the readers use present and of its type, each score a finite
+    number in its metric's range and (for a registered task) a metric the task has; a DataError names file and field."""
+    check_version(require(data, "schema_version", path, "the cell record"), path)
     protocol = require(data, "protocol", path, "the cell record")
     require(protocol, "model", path, "protocol")
-    scores = require(data, "scores", path, "the cell record")
-    if not isinstance(scores, Mapping) or not all(is_number(v) for v in scores.values()):
-        raise DataError(f"{path}: field 'scores' must map metric names to numbers")
+    check_protocol_types(protocol, path)
+    task = typed(data, "task", str, path)
+    shots = typed(data, "shots", int, path)
+    if shots < 0:
+        raise DataError(f"{path}: field 'shots' must be >= 0, got {shots}")
     return CellRecord(
-        path=path, task=typed(data, "task", str, path), shots=typed(data, "shots", int, path),
-        selection=typed(data, "selection", str, path), seed=typed(data, "seed", int, path),
-        scores={k: float(v) for k, v in scores.items()}, protocol=protocol,
+        path=path, task=task, shots=shots, selection=typed(data, "selection", str, path),
+        seed=typed(data, "seed", int, path), scores=checked_scores(data, task, path), protocol=protocol,
     )
+
+
+def check_version(version: Any, path: Path) -> None:
+    """Older readable versions are read with defaults; a newer one may mean fields this reader would misread."""
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise DataError(f"{path}: field 'schema_version' must be int, got {show(version)}")
+    if version < MIN_SCHEMA_VERSION:
+        raise DataError(f"{path}: schema_version {version} is older than {MIN_SCHEMA_VERSION}; run the cell again")
+    if version > SCHEMA_VERSION:
+        raise DataError(f"{path}: schema_version {version} is newer than this evals reads "
+                        f"({MIN_SCHEMA_VERSION}-{SCHEMA_VERSION}); upgrade evals")
+
+
+def check_protocol_types(protocol: Mapping[str, Any], path: Path) -> None:
+    """Each Protocol field the record has is of the schema's type (fields an older version lacks may be absent; a
+    newer writer's extra fields are kept unchecked)."""
+    for name, kind in protocol_field_types().items():
+        if name in protocol and not is_a(protocol[name], kind):
+            raise DataError(f"{path}: field 'protocol.{name}' must be {JSON_TYPES[kind]}, got {show(protocol[name])}")
+
+
+JSON_TYPES = {str: "a string", int: "an integer", dict: "an object"}
+
+
+def is_a(value: Any, kind: type) -> bool:
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def checked_scores(data: Mapping[str, Any], task: str, path: Path) -> dict[str, float]:
+    """The scores as floats; a score that is not a finite number, is outside its metric's range, or (registered
+    task) names a metric the task does not have, is refused."""
+    scores = require(data, "scores", path, "the cell record")
+    if not isinstance(scores, Mapping) or not all(is_a(v, (int, float)) for v in scores.values()):
+        raise DataError(f"{path}: field 'scores' must map metric names to numbers")
+    known = registered_scores(task)
+    for name, value in scores.items():
+        if not math.isfinite(value):
+            raise DataError(f"{path}: field 'scores.{name}' is {value}, not a finite number")
+        if known is not None and name not in known:
+            raise DataError(f"{path}: field 'scores.{name}': task '{task}' has no metric '{name}' "
+                            f"(its metrics: {', '.join(known)})")
+        low, high = METRIC_RANGES.get(name, (-math.inf, math.inf))
+        if not low - RANGE_SLACK <= value <= high + RANGE_SLACK:
+            raise DataError(f"{path}: field 'scores.{name}' is {value:g}, outside {name}'s range {show_range(low, high)}")
+    return {name: float(value) for name, value in scores.items()}
+
+
+RANGE_SLACK = 1e-6  # floating-point noise at a bound (a mean of 100s) is not an out-of-range score
+
+
+def show_range(low: float, high: float) -> str:
+    return f"[{low:g}, {high:g}]" if math.isfinite(high) else f">= {low:g}"
+
+
+def registered_scores(task: str) -> tuple[str, ...] | None:
+    """The score names a registered task writes; None for a task not registered here (a plugin's) or of a family
+    whose names are not listed, so its records are not refused for their metric names."""
+    from evals.registry import TASKS
+
+    try:
+        headline = TASKS.get(task).headline
+    except UnknownNameError:
+        return None
+    return SCORES_BY_HEADLINE.get(headline)
 
 
 def typed(data: Mapping[str, Any], key: str, kind: type, path: Path) -> Any:
     value = require(data, key, path, "the cell record")
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise DataError(f"{path}: field '{key}' must be {kind.__name__}, got {value!r}")
+    if not is_a(value, kind):
+        raise DataError(f"{path}: field '{key}' must be {kind.__name__}, got {show(value)}")
     return value
-
-
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def index_unique(records: Iterable[CellRecord], key: Callable[[CellRecord], Hashable]) -> dict[Hashable, CellRecord]:

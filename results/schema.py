@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import platform
 import subprocess
 from collections.abc import Mapping
@@ -119,6 +120,33 @@ def compared_protocol(protocol: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(full["model_args"], Mapping):  # where the weights came from is provenance; dtype is its own field
         compared["model_args"] = {k: v for k, v in full["model_args"].items() if k not in NOT_COMPARED_OPTIONS}
     return compared
+
+
+# What a score may be, by metric name, on the 0-100 scale: a share (accuracy, NDCG, ANLS, BLEU...) lies in [0, 100];
+# CIDEr-like consensus scores are only >= 0 (a good captioner's CIDEr exceeds 100, e.g. 216.43). A name not here (a
+# plugin's metric) is checked only for being a finite number.
+BOUNDED = (0.0, 100.0)
+NON_NEGATIVE = (0.0, math.inf)
+CAPTION_SCORES = ("CIDEr", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L", "METEOR", "CIDEr-D", "SPICE")
+METRIC_RANGES: dict[str, tuple[float, float]] = {
+    **dict.fromkeys(("accuracy", "top5_accuracy", "vqa_accuracy", "roc_auc", "ndcg", "text", "image", "group", "anls",
+                     "circular_accuracy", "vanilla_accuracy", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L",
+                     "METEOR"), BOUNDED),
+    **dict.fromkeys(("CIDEr", "CIDEr-D", "SPICE"), NON_NEGATIVE),
+}
+# The scores a registered task's metric writes (its variants write the same names), by the task's headline metric; a
+# record of a registered task with another score name is refused. A headline not here (a plugin's) is not checked.
+SCORES_BY_HEADLINE: dict[str, tuple[str, ...]] = {
+    "vqa_accuracy": ("vqa_accuracy",), "CIDEr": CAPTION_SCORES, "accuracy": ("accuracy", "top5_accuracy"),
+    "roc_auc": ("roc_auc", "accuracy"), "ndcg": ("ndcg",), "group": ("text", "image", "group"), "anls": ("anls",),
+    "circular_accuracy": ("circular_accuracy", "vanilla_accuracy"),
+}
+
+
+def protocol_field_types() -> dict[str, type]:
+    """The JSON type of each Protocol field as written in a record (str, int, or an object)."""
+    return {f.name: dict if str(f.type).startswith("dict") else int if f.type in ("int", int) else str
+            for f in fields(Protocol)}
 
 
 def no_failures() -> dict[str, Any]:
