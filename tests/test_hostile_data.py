@@ -56,14 +56,18 @@ def put(record: dict, key: str, value) -> Callable:
 
 # ---------------------------------------------------------------- `evals score` cases: (task, predictions, annotations)
 
-def vqa(tmp: Path, annotations=None, predictions=None, bom: bool = False) -> list[str]:
-    folder = CONFORMANCE / "vqa_accuracy"
-    ann = copy(folder / "annotations.json", tmp / "annotations.json")
+def edited_pair(tmp: Path, folder: Path, annotations_name: str, annotations=None, predictions=None) -> tuple[Path, Path]:
+    """Copies of a conformance folder's predictions.json and annotations file (as annotations.json), each edited."""
     pred = copy(folder / "predictions.json", tmp / "predictions.json")
-    if annotations:
-        edit_json(ann, annotations)
-    if predictions:
-        edit_json(pred, predictions)
+    ann = copy(folder / annotations_name, tmp / "annotations.json")
+    for path, change in ((ann, annotations), (pred, predictions)):
+        if change:
+            edit_json(path, change)
+    return pred, ann
+
+
+def vqa(tmp: Path, annotations=None, predictions=None, bom: bool = False) -> list[str]:
+    pred, ann = edited_pair(tmp, CONFORMANCE / "vqa_accuracy", "annotations.json", annotations, predictions)
     if bom:
         with_bom(pred), with_bom(ann)
     return ["vqav2", str(pred), str(ann)]
@@ -74,13 +78,8 @@ def first_answers(value) -> dict:
 
 
 def visdial(tmp: Path, annotations=None, predictions=None) -> list[str]:
-    folder = CONFORMANCE / "ranking" / "visdial"
-    ann = copy(folder / "visdial_1.0_val_dense_annotations.json", tmp / "dense.json")
-    pred = copy(folder / "predictions.json", tmp / "predictions.json")
-    if annotations:
-        edit_json(ann, annotations)
-    if predictions:
-        edit_json(pred, predictions)
+    pred, ann = edited_pair(tmp, CONFORMANCE / "ranking" / "visdial", "visdial_1.0_val_dense_annotations.json",
+                            annotations, predictions)
     return ["visdial", str(pred), str(ann)]
 
 
@@ -158,10 +157,10 @@ SCORE_CASES = [
     Case("visdial rank null", lambda t: visdial(t, predictions=lambda v: v[0]["ranks"].__setitem__(0, None)),
          2, "has a 'ranks' value that is not an integer"),
     Case("visdial infinite relevance", lambda t: visdial(t, annotations=infinity_relevance),
-         2, "dense.json: annotation #0 (image_id 9000, round_id 8) has a 'gt_relevance' value that is not a finite number"),
+         2, "annotations.json: annotation #0 (image_id 9000, round_id 8) has a 'gt_relevance' value that is not a finite number"),
     Case("visdial nan relevance", lambda t: visdial(t, annotations=lambda v: v[1]["gt_relevance"].__setitem__(0, float("nan"))),
          2, "annotation #1"),
-    Case("visdial no annotations", lambda t: visdial(t, annotations=lambda v: v.clear()), 2, "dense.json"),
+    Case("visdial no annotations", lambda t: visdial(t, annotations=lambda v: v.clear()), 2, "annotations.json: expected"),
     Case("winoground infinite score", lambda t: winoground(t, lambda r: r.update(c1_i1=float("inf"))),
          2, "line 1 has 'c1_i1' = inf, not a finite number"),
     Case("winoground nan score", lambda t: winoground(t, lambda r: r.update(c0_i0=float("nan"))),
