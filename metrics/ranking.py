@@ -78,6 +78,8 @@ def roc_auc(labels: Sequence[int], probabilities: Sequence[float]) -> float:
     if len(set(labels)) != 2:
         raise DataError(f"ROC AUC needs both classes among the labels, got {sorted(set(labels))}")
     reject_nan(probabilities, "a probability")
+    if not all(0.0 <= p <= 1.0 for p in probabilities):  # Infinity is no probability either
+        raise DataError("a probability is outside [0, 1]: ROC AUC ranks probabilities")
     return 100 * float(roc_auc_score(list(labels), list(probabilities)))
 
 
@@ -86,6 +88,10 @@ def check_ranking_rows(ranks: Sequence[Sequence[int]], relevance: Sequence[Seque
     if len(ranks) != len(relevance):
         raise DataError(f"{len(ranks)} rankings for {len(relevance)} relevance rows: NDCG needs one ranking per row")
     for row, (r, rel) in enumerate(zip(ranks, relevance)):
+        if not all(type(place) is int for place in r):  # a string or None would not even sort beside the integers
+            raise DataError(f"ranking row {row}: a rank is not an integer")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in rel):
+            raise DataError(f"relevance row {row}: a relevance is not a finite number (NDCG would be undefined)")
         if sorted(r) != list(range(1, len(rel) + 1)):
             raise DataError(f"ranking row {row}: the ranks are not a permutation of 1..{len(rel)} (one place per option)")
 

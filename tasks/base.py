@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,36 +159,38 @@ def unique_ids(examples: list[Example], where: str) -> list[Example]:
     return examples
 
 
-def read_json(path: Path) -> Any:
-    """Parse a JSON file, turning every failure into one line that names the file."""
+def read_text(path: Path) -> str:
+    """A user's text file, a leading byte-order mark dropped (spreadsheet programs and Windows editors write one)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+        return Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None
-    except json.JSONDecodeError as error:
-        raise DataError(f"{path}: malformed JSON at line {error.lineno} column {error.colno}: {error.msg}") from None
     except (OSError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: cannot read ({error})") from None
+
+
+def parse_json(text: str, path: Path, line: int | None = None) -> Any:
+    """One JSON value: a whole file's, or line `line` of a JSON Lines file. Nesting deep enough to exhaust Python's
+    recursion limit is malformed input, not a crash."""
+    where = f"line {line} is malformed JSON" if line is not None else "malformed JSON"
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        at = f"column {error.colno}" if line is not None else f"line {error.lineno} column {error.colno}"
+        raise DataError(f"{path}: {where} at {at}: {error.msg}") from None
+    except RecursionError:
+        raise DataError(f"{path}: {where}: nested too deeply to read") from None
+
+
+def read_json(path: Path) -> Any:
+    """Parse a JSON file, turning every failure into one line that names the file."""
+    return parse_json(read_text(path), path)
 
 
 def read_jsonl(path: Path) -> list[Any]:
     """Each line's JSON value, a malformed line named by its number."""
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
-    rows = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: line {number} is malformed JSON: {error.msg}") from None
-    return rows
+    return [parse_json(line, path, number) for number, line in enumerate(read_text(path).splitlines(), start=1)
+            if line.strip()]
 
 
 def require(record: Mapping[str, Any], key: str, path: Path, where: str) -> Any:
@@ -196,6 +200,54 @@ def require(record: Mapping[str, Any], key: str, path: Path, where: str) -> Any:
     if key not in record:
         raise DataError(f"{path}: {where} has no field '{key}'")
     return record[key]
+
+
+def require_list(record: Mapping[str, Any], key: str, path: Path, where: str) -> list:
+    """`record[key]` when it is a list, else a DataError naming the file, the record and the field."""
+    value = require(record, key, path, where)
+    if not isinstance(value, list):
+        raise DataError(f"{path}: {where}: field '{key}' is {type_name(value)}, not a list")
+    return value
+
+
+def require_text(record: Mapping[str, Any], key: str, path: Path, where: str) -> str:
+    """`record[key]` when it is a string, else a DataError naming the file, the record and the field."""
+    value = require(record, key, path, where)
+    if not isinstance(value, str):
+        raise DataError(f"{path}: {where}: field '{key}' is {type_name(value)}, not a string")
+    return value
+
+
+def require_id(record: Mapping[str, Any], key: str, path: Path, where: str) -> str:
+    """`record[key]` as text when it is an integer or a string (an id), else a DataError naming the field."""
+    value = require(record, key, path, where)
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DataError(f"{path}: {where}: field '{key}' is {type_name(value)}, not an integer or a string")
+    return str(value)
+
+
+def require_texts(record: Mapping[str, Any], key: str, path: Path, where: str) -> list[str]:
+    """`record[key]` when it is a list of strings (OCR tokens, captions), else a DataError naming the field."""
+    values = require_list(record, key, path, where)
+    if not all(isinstance(value, str) for value in values):
+        raise DataError(f"{path}: {where}: field '{key}' holds a value that is not a string")
+    return values
+
+
+def type_name(value: Any) -> str:
+    """How an error names a value of the wrong type: short, whatever its size."""
+    return "null" if value is None else f"a{'n' if type(value).__name__[0] in 'aeiou' else ''} {type(value).__name__}"
+
+
+def ascii_integer(text: str) -> int | None:
+    """The integer an id written in ASCII digits stands for, else None: str.isdigit() is also true of "²" and other
+    Unicode digits, which int() refuses or reads as another number."""
+    return int(text) if re.fullmatch(r"[0-9]+", text) else None
+
+
+def finite_numbers(values: Any) -> bool:
+    """Whether every value is a finite int or float (JSON's Infinity and NaN parse as floats; a bool is no number)."""
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
 
 
 # Words that open a new turn in the formats we render: generation past them is the model starting

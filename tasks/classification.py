@@ -30,7 +30,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, order_by_score, top_k_hits
-from tasks.base import DataSource, MetricResult, RankQuery, Task, gold_answer, read_json
+from tasks.base import DataSource, MetricResult, RankQuery, Task, gold_answer, read_json, read_text
 from tasks.hf import HFSpec, Row, open_split
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "classification"
@@ -73,10 +73,7 @@ def class_example(example_id: str, image: ImageRef, name: str, classes_key: str)
 
 
 def read_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text(encoding="utf-8").rstrip("\n").split("\n")
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
+    return read_text(path).rstrip("\n").split("\n")
 
 
 def imagenet_class_names(root: Path, split_dir: Path, folders: Sequence[str]) -> tuple[str, ...]:

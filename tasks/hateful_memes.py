@@ -22,7 +22,7 @@ from evals.errors import ConfigError, DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, roc_auc, yes_probability
-from tasks.base import MetricResult, RankQuery, Task, gold_answer, read_jsonl, require
+from tasks.base import MetricResult, RankQuery, Task, gold_answer, read_jsonl, require, require_id, require_text
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "hateful_memes"
@@ -47,11 +47,12 @@ def load_memes(root: Path, split: str) -> list[Example]:
     path = split_file(root, split)
     examples, seen = [], set()
     for n, record in enumerate(read_jsonl(path), start=1):
-        meme_id, img, text, label = (require(record, key, path, f"line {n}") for key in ("id", "img", "text", "label"))
-        if str(meme_id) in seen:
+        meme_id, label = require_id(record, "id", path, f"line {n}"), require(record, "label", path, f"line {n}")
+        img, text = (require_text(record, key, path, f"line {n}") for key in ("img", "text"))
+        if meme_id in seen:
             raise DataError(f"{path}: line {n} repeats id {meme_id}")
-        seen.add(str(meme_id))
-        examples.append(meme_example(str(meme_id), ImageRef(str(img), root / str(img)), str(text), label, f"{path}: line {n}"))
+        seen.add(meme_id)
+        examples.append(meme_example(meme_id, ImageRef(img, root / img), text, label, f"{path}: line {n}"))
     return examples
 
 

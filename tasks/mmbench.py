@@ -31,7 +31,7 @@ from evals.errors import DataError
 from evals.records import SOURCE_ID, Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.choice import LETTERS, circular_scores, mmbench_choice
-from tasks.base import DataSource, MetricResult, Task, gold_answer
+from tasks.base import DataSource, MetricResult, Task, ascii_integer, gold_answer
 from tasks.hf import HFSpec, Row
 from tasks.multiple_choice import answer_line, cache_folder, lettered_options, options_of, write_base64_image
 
@@ -47,10 +47,10 @@ def present(value: Any) -> bool:
 
 def is_original(record: Mapping[str, Any], where: str) -> bool:
     """False for the release's own circular copies (index >= COPY_OFFSET); `where` names the file and record."""
-    try:
-        return int(str(record["index"]).strip()) < COPY_OFFSET
-    except ValueError:
-        raise DataError(f"{where}: field 'index' {record['index']!r} is not an integer") from None
+    index = ascii_integer(str(record["index"]).strip())
+    if index is None:  # int() would also take (or choke on) Unicode digits such as "²"
+        raise DataError(f"{where}: field 'index' {record['index']!r} is not an integer")
+    return index < COPY_OFFSET
 
 
 def question_example(record: Mapping[str, Any], image: ImageRef, where: str) -> Example:
@@ -72,7 +72,7 @@ def load_mmbench(root: Path, split: str) -> list[Example]:
     path = root / FILES[split]
     csv.field_size_limit(sys.maxsize)  # the image column holds whole base64 images
     try:
-        with open(path, encoding="utf-8", newline="") as handle:
+        with open(path, encoding="utf-8-sig", newline="") as handle:  # a spreadsheet's byte-order mark
             records = list(csv.DictReader(handle, delimiter="\t"))
     except FileNotFoundError:
         raise DataError(f"{path}: file not found") from None

@@ -26,7 +26,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import ndcg_sklearn, ranks_from_scores, visdial_ndcg
-from tasks.base import MetricResult, RankQuery, Task, gold_answer, read_json, require
+from tasks.base import MetricResult, RankQuery, Task, finite_numbers, gold_answer, read_json, require
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "visdial"
 NUM_OPTIONS = 100
@@ -147,10 +147,10 @@ def read_dense(path: Path, dialogs: Mapping[int, Dialog], dialogs_path: Path) ->
         seen.add(image_id)
         round_id = require(entry, "round_id", path, where)
         relevance = require(entry, "gt_relevance", path, where)
-        if not isinstance(round_id, int) or not 1 <= round_id <= len(dialogs[image_id].rounds):
+        if type(round_id) is not int or not 1 <= round_id <= len(dialogs[image_id].rounds):
             raise DataError(f"{path}: {where} 'round_id' {round_id!r} is not a round of its dialog (1 to {len(dialogs[image_id].rounds)})")
-        if not isinstance(relevance, list) or len(relevance) != NUM_OPTIONS or not all(isinstance(r, (int, float)) for r in relevance):
-            raise DataError(f"{path}: {where} 'gt_relevance' is not a list of {NUM_OPTIONS} numbers")
+        if not isinstance(relevance, list) or len(relevance) != NUM_OPTIONS or not finite_numbers(relevance):
+            raise DataError(f"{path}: {where} 'gt_relevance' is not a list of {NUM_OPTIONS} finite numbers")
         if not any(r > 0 for r in relevance):
             raise DataError(f"{path}: {where} 'gt_relevance' has no option with relevance > 0 (NDCG is undefined)")
         dense.append((dialogs[image_id], round_id, [float(r) for r in relevance]))

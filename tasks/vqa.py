@@ -14,7 +14,7 @@ from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.vqa import clean_whitespace, process_answer
-from tasks.base import FileReader, Task, cut_at_stop_words, read_json, require
+from tasks.base import FileReader, Task, cut_at_stop_words, read_json, require, require_list, require_text, require_texts
 from tasks.hf import HFSpec, Row
 from tasks.vqa_metrics import score_textvqa_accuracy, score_vizwiz_accuracy, score_vqa, score_vqa_stemmed, score_vqav2_rule
 
@@ -52,7 +52,7 @@ class VQAFiles:
             examples.append(Example(
                 id=str(qid),
                 images=(image,),
-                fields={"question": require(question, "question", questions_path, f"question {qid}")},
+                fields={"question": require_text(question, "question", questions_path, f"question {qid}")},
                 references=human_answers(by_id[qid], annotations_path),
                 meta={key: str(by_id[qid].get(key, "")) for key in ("question_type", "answer_type")},
             ))
@@ -93,17 +93,20 @@ class TextVQAFiles:
 
     def read(self, path: Path, root: Path, split: str, ocr_path: Path | None = None) -> list[Example]:
         """The questions of one split file (`evals score` reads the val file this way: no image is opened)."""
-        entries = require(read_json(path), "data", path, "the top level")
+        entries = require_list(read_json(path), "data", path, "the top level")
         ocr_by_image = self.rosetta_tokens(ocr_path) if ocr_path is not None else {}
         examples = []
         for i, entry in enumerate(entries):
             qid = require(entry, "question_id", path, f"entry #{i}")
             image_id = require(entry, "image_id", path, f"question {qid}")
-            tokens = entry.get("ocr_tokens", ocr_by_image.get(image_id, []))
+            if "ocr_tokens" in entry:
+                tokens = require_texts(entry, "ocr_tokens", path, f"question {qid}")
+            else:
+                tokens = ocr_by_image.get(image_id, [])
             examples.append(Example(
                 id=str(qid),
                 images=(ImageRef(f"{split}/{image_id}", root / self.image.format(image_id=image_id)),),
-                fields={"question": str(require(entry, "question", path, f"question {qid}")), "ocr": " ".join(map(str, tokens))},
+                fields={"question": require_text(entry, "question", path, f"question {qid}"), "ocr": " ".join(tokens)},
                 references=answer_strings(require(entry, "answers", path, f"question {qid}"), f"{path}: question {qid}"),
                 meta={"question_type": "", "answer_type": ""},
             ))
@@ -113,9 +116,9 @@ class TextVQAFiles:
     def rosetta_tokens(path: Path) -> dict[Any, list]:
         if not path.is_file():
             return {}
-        entries = require(read_json(path), "data", path, "the top level")
+        entries = require_list(read_json(path), "data", path, "the top level")
         return {
-            require(e, "image_id", path, f"entry #{i}"): require(e, "ocr_tokens", path, f"entry #{i}") for i, e in enumerate(entries)
+            require(e, "image_id", path, f"entry #{i}"): require_texts(e, "ocr_tokens", path, f"entry #{i}") for i, e in enumerate(entries)
         }
 
 
@@ -142,11 +145,11 @@ class VizWizFiles:
             raise DataError(f"{path}: expected a JSON list of questions at the top level")
         examples = []
         for i, entry in enumerate(entries):
-            image = str(require(entry, "image", path, f"entry #{i}"))
+            image = require_text(entry, "image", path, f"entry #{i}")
             examples.append(Example(
                 id=image,
                 images=(ImageRef(f"{split}/{image}", root / self.image.format(split=split, image=image)),),
-                fields={"question": str(require(entry, "question", path, f"entry {image}"))},
+                fields={"question": require_text(entry, "question", path, f"entry {image}")},
                 references=answer_strings(require(entry, "answers", path, f"entry {image}"), f"{path}: entry {image}"),
                 meta={"question_type": "", "answer_type": str(entry.get("answer_type", ""))},
             ))
@@ -171,12 +174,12 @@ def answer_strings(answers: Any, where: str) -> tuple[str, ...]:
 
 
 def human_answers(annotation: Mapping, path: Path) -> tuple[str, ...]:
-    """The human answers of a VQAv2-style annotation (also read by `evals score`)."""
-    qid = annotation["question_id"]
-    answers = require(annotation, "answers", path, f"annotation {qid}")
+    """The human answers of a VQAv2-style annotation, each an {"answer": text} object (also read by `evals score`)."""
+    where = f"annotation {annotation['question_id']}"
+    answers = require_list(annotation, "answers", path, where)
     if not answers:
-        raise DataError(f"{path}: annotation {qid} has an empty 'answers' list")
-    return tuple(str(require(a, "answer", path, f"an answer of annotation {qid}")) for a in answers)
+        raise DataError(f"{path}: {where} has an empty 'answers' list")
+    return tuple(require_text(answer, "answer", path, f"{where}, answer #{n}") for n, answer in enumerate(answers))
 
 
 def most_common_answer(example: Example) -> str:

@@ -20,7 +20,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import PairScores, winoground_outcome, winoground_scores
-from tasks.base import MetricResult, RankQuery, Task, read_jsonl, require
+from tasks.base import MetricResult, RankQuery, Task, read_jsonl, require_id, require_text
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "winoground"
@@ -45,7 +45,7 @@ def load_winoground(root: Path, split: str) -> list[Example]:
     path = root / EXAMPLES
     examples, seen = [], set()
     for n, row in enumerate(read_jsonl(path), start=1):
-        values = [str(require(row, key, path, f"line {n}")) for key in ("id", *IMAGE_COLUMNS, *CAPTIONS)]
+        values = [require_id(row, "id", path, f"line {n}"), *(require_text(row, key, path, f"line {n}") for key in (*IMAGE_COLUMNS, *CAPTIONS))]
         if values[0] in seen:
             raise DataError(f"{path}: line {n} repeats id {values[0]}")
         seen.add(values[0])

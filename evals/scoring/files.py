@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import gc
-import json
-import math
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -12,7 +10,7 @@ from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 from evals.errors import DataError
-from tasks.base import read_json, require
+from tasks.base import ascii_integer, finite_numbers, parse_json, read_json, read_text, require
 
 
 @dataclass(frozen=True)
@@ -78,7 +76,7 @@ class Entry:
     def number(self, key: str) -> float:
         value = self.get(key)
         if not is_number(value):
-            self.fail(f"has '{key}' = {value!r}, not a number")
+            self.fail(f"has '{key}' = {value!r}, not a {'finite ' if isinstance(value, float) else ''}number")
         return float(value)
 
     def label(self, key: str) -> str:
@@ -105,13 +103,15 @@ class Entry:
         if not is_label(value):
             self.fail(f"has {key} {value!r}, neither a number nor a string")
         text = str(value).strip()
-        return str(int(text)) if text.isdigit() else text
+        number = ascii_integer(text)
+        return text if number is None else str(number)
 
 
 # ---------------------------------------------------------------- reading and checking files
 
 def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not (isinstance(value, float) and math.isnan(value))
+    """A finite int or float: a score or relevance of Infinity or NaN has no place in a ranking or a sum."""
+    return finite_numbers((value,))
 
 
 def is_label(value: Any) -> bool:
@@ -121,15 +121,6 @@ def is_label(value: Any) -> bool:
 def id_preview(ids: Collection) -> str:
     shown = sorted(ids, key=str)[:5]
     return ", ".join(str(i) for i in shown) + (" ..." if len(ids) > 5 else "")
-
-
-def read_text(path: Path) -> str:
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise DataError(f"{path}: cannot read ({error})") from None
 
 
 @contextmanager
@@ -170,14 +161,8 @@ class Retained:
 
 def read_jsonl(path: Path) -> list[Entry]:
     """A JSON Lines file, one entry per non-blank line, failing on the first malformed line."""
-    entries = []
-    for number, line in enumerate(read_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            entries.append(Entry(path, f"line {number}", json.loads(line)))
-        except json.JSONDecodeError as error:
-            raise DataError(f"{path}: line {number} is malformed JSON at column {error.colno}: {error.msg}") from None
+    entries = [Entry(path, f"line {number}", parse_json(line, path, number))
+               for number, line in enumerate(read_text(path).splitlines(), start=1) if line.strip()]
     if not entries:
         raise DataError(f"{path}: no records")
     return entries

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,8 @@ def probability(entry: Entry) -> float:
         value = float(text)
     except ValueError:
         entry.fail(f"has proba '{text}', not a number")
+    if not math.isfinite(value):
+        entry.fail(f"has proba '{text}', not a finite number")
     if not 0.0 <= value <= 1.0:
         entry.fail(f"has proba {text}, outside [0, 1]")
     return value
@@ -94,7 +97,9 @@ def read_visdial_ranks(path: Path, options: int) -> dict[tuple[str, int], list[i
     """The official submission: [{image_id, round_id, ranks}], ranks a permutation of 1..options (1 = best)."""
     ranks = {}
     for entry, key, given in visdial_entries(path, "ranks", "entry"):
-        if sorted(r for r in given if isinstance(r, int) and not isinstance(r, bool)) != list(range(1, options + 1)):
+        if not all(type(r) is int for r in given):  # a string or null would not even sort beside the integers
+            entry.fail("has a 'ranks' value that is not an integer")
+        if sorted(given) != list(range(1, options + 1)):
             entry.fail(f"has 'ranks' that are not a permutation of 1..{options}")
         ranks[key] = given
     return ranks
@@ -105,7 +110,7 @@ def read_dense_relevance(path: Path) -> dict[tuple[str, int], list[float]]:
     relevance = {}
     for entry, key, values in visdial_entries(path, "gt_relevance", "annotation"):
         if not all(is_number(v) for v in values):
-            entry.fail("has a 'gt_relevance' value that is not a number")
+            entry.fail("has a 'gt_relevance' value that is not a finite number")
         if not any(v > 0 for v in values):
             entry.fail("has no relevant option: NDCG is undefined")
         relevance[key] = [float(v) for v in values]
