@@ -17,3 +17,8 @@ class UnknownNameError(EvalsError):
 
 class ConfigError(EvalsError):
     """An impossible or contradictory run setting (for example more shots than the support set holds)."""
+
+
+class IntegrityWarning(UserWarning):
+    """A stored intermediate (a journal entry, a cached feature file) failed its check and is being recomputed; the
+    cell's record counts these (`integrity`), and `evals run` shows them on stderr as well as in its log."""

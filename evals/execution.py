@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from evals.errors import ConfigError, DataError
@@ -61,6 +61,33 @@ def work_units(requests: Sequence[Request]) -> list[Unit]:
         Unit(r.query.id, view, r.shots.ids, prompt, r.candidates[view] if r.candidates else ())
         for r in requests for view, prompt in enumerate(r.prompts)
     ]
+
+
+def verify_journal(journal: Journal, units: Sequence[Unit], query_ids: Collection[str], kind: str) -> None:
+    """Reject (count, warn, recompute) entries that verify as lines but not as this cell's work: a query the cell does
+    not have, a prompt its query does not have, or an output of the wrong shape. Entries of queries in another
+    rank's shard (a journal of another world size) are left as they are."""
+    by_key = {unit.key: unit for unit in units}
+    mine = {unit.query_id for unit in units}
+    problems = {key: unit_problem(entry, by_key.get(key), query_ids, mine, kind) for key, entry in journal.entries.items()}
+    bad = {key: f"sample '{key[0]}' view {key[1]}: {why}" for key, why in problems.items() if why}
+    journal.reject(list(bad.values()), bad)
+
+
+def unit_problem(entry: Entry, unit: Unit | None, query_ids: Collection[str], mine: Collection[str], kind: str) -> str | None:
+    if entry.id not in query_ids:
+        return "not a query of this cell"
+    if unit is None:
+        return "no such prompt of this query" if entry.id in mine else None
+    if entry.failed is not None:
+        return None
+    if kind == "generate":
+        return None if isinstance(entry.output, str) else "output is not text"
+    scores = entry.output
+    if not isinstance(scores, list) or len(scores) != len(unit.candidates) \
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in scores):
+        return f"output is not {len(unit.candidates)} candidate scores"
+    return None
 
 
 def check_journal(journal: Journal, units: Sequence[Unit]) -> None:

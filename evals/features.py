@@ -1,8 +1,10 @@
 """On-disk cache of image features for RICES, keyed by (embedder, dataset, split, data fingerprint).
 
-Stored as safetensors (reading one executes nothing, unlike pickle), with the key and the example ids
-in its metadata. A file whose key, ids or shape disagree with what is asked for, or that cannot be
-read, is rebuilt with a warning, never used.
+Stored as safetensors (reading one executes nothing, unlike pickle), with the key, the example ids and a
+checksum of the vectors (with the key and ids) in its metadata. A file whose key, ids, shape or checksum disagree
+with what is asked for, or that cannot be read, is rebuilt with a warning and counted in the cells' records, never
+used. A cache path that cannot be a file (a folder there, or a file where a folder is due) is the user's
+--cache-dir to fix: one line naming the path, exit 2.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from evals.embedders import Embedder, OnBatch
+from evals.errors import ConfigError, IntegrityWarning
 from evals.records import Example
 from results.store import file_safe
 
@@ -27,7 +30,7 @@ FORMAT_VERSION = "1"
 DEFAULT_CACHE_DIR = Path(os.environ.get("EVALS_CACHE_DIR", Path.home() / ".cache" / "evals" / "features"))
 
 
-class FeatureCacheWarning(UserWarning):
+class FeatureCacheWarning(IntegrityWarning):
     """A cached feature file was stale or unreadable and is being rebuilt."""
 
 
@@ -43,6 +46,7 @@ class FeatureTable:
     matrix: np.ndarray
     fingerprint: str
     path: Path
+    rejected: bool = False  # a cache file was there but did not verify, so these features were recomputed
 
 
 def cache_key(embedder: Embedder, dataset: str, split: str, data_fingerprint: str, n: int) -> dict[str, str]:
@@ -73,7 +77,21 @@ def read_cached(path: Path, key: dict[str, str], ids: Sequence[str]) -> np.ndarr
         raise StaleCache("example ids differ")
     if matrix.ndim != 2 or matrix.shape[0] != len(ids) or not np.isfinite(matrix).all():
         raise StaleCache(f"features have shape {matrix.shape} or non-finite values")
+    if "checksum" not in metadata:
+        raise StaleCache("no checksum (written by an older evals)")
+    if metadata["checksum"] != checksum(key, ids, matrix):
+        raise StaleCache("checksum does not match its features")
     return matrix
+
+
+def checksum(key: dict[str, str], ids: Sequence[str], matrix: np.ndarray) -> str:
+    """What the file's vectors must hash to, with the protocol they were computed under (embedder, data fingerprint)
+    and the ids of their rows: altered vectors under intact metadata do not verify."""
+    import numpy as np
+
+    digest = hashlib.sha256(json.dumps([key, list(ids)], sort_keys=True).encode())
+    digest.update(np.ascontiguousarray(matrix, dtype=np.float32).tobytes())
+    return "sha256:" + digest.hexdigest()
 
 
 def compute(embedder: Embedder, examples: Sequence[Example], on_batch: OnBatch | None) -> np.ndarray:
@@ -90,11 +108,15 @@ def write_cached(path: Path, key: dict[str, str], ids: Sequence[str], matrix: np
     import numpy as np
     from safetensors.numpy import save_file
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    save_file({"features": np.ascontiguousarray(matrix, dtype=np.float32)}, str(tmp),
-              metadata={**key, "ids": json.dumps(list(ids))})
-    os.replace(tmp, path)
+    metadata = {**key, "ids": json.dumps(list(ids)), "checksum": checksum(key, ids, matrix)}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_file({"features": np.ascontiguousarray(matrix, dtype=np.float32)}, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot write the RICES feature cache ({error.strerror or error}); "
+                          "fix the path or pass another --cache-dir") from None
 
 
 def load_or_build(
@@ -106,11 +128,14 @@ def load_or_build(
     path = cache_path(cache_dir, key)
     ids = [e.id for e in examples]
     fingerprint = "sha256:" + path.stem.rsplit("-", 1)[-1]
-    if path.exists():
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder where the RICES feature cache file goes; remove it or pass another --cache-dir")
+    found = path.exists()
+    if found:
         try:
             return FeatureTable(tuple(ids), read_cached(path, key, ids), fingerprint, path)
         except StaleCache as reason:
             warnings.warn(f"feature cache {path}: {reason}; rebuilding", FeatureCacheWarning, stacklevel=2)
     matrix = compute(embedder, examples, on_batch)
     write_cached(path, key, ids, matrix)
-    return FeatureTable(tuple(ids), matrix, fingerprint, path)
+    return FeatureTable(tuple(ids), matrix, fingerprint, path, rejected=found)

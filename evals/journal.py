@@ -4,7 +4,9 @@ One JSON line per finished unit of model work (a query's prompt; ranked tasks wi
 query give one unit per prompt), written batch by batch with one `write` and an `fsync`, so a `kill -9`
 loses at most the batch in flight and a power loss at most a torn last line, which reading ignores.
 The first line holds the key of the cell's protocol (`journal_key`): a journal written under another
-protocol is never read as this one. The runner deletes the journal once the cell's record is written.
+protocol is never read as this one. Each entry carries a checksum of its content and of that key: an entry that does
+not verify (altered, copied from another cell's journal, or written by version 1, which had no checksums) is dropped
+from the file with a warning, counted in the cell's record, and its sample recomputed; never scored. The runner deletes the journal once the cell's record is written.
 A data-parallel run keeps one journal per rank (CELL.journal.rankR.jsonl): each rank resumes its own shard.
 """
 
@@ -14,16 +16,22 @@ import glob
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Self
 
-from evals.errors import ConfigError, DataError
+from evals.errors import ConfigError, DataError, IntegrityWarning
 from results.schema import Protocol
 from results.store import sync_folder
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
+UNVERIFIABLE_VERSIONS = (1,)  # journals whose entries carry no checksum: read, but every entry is recomputed
+
+
+class JournalWarning(IntegrityWarning):
+    """Journal entries that did not verify were dropped; their samples are recomputed."""
 
 
 @dataclass(frozen=True)
@@ -41,10 +49,18 @@ class Entry:
     def key(self) -> tuple[str, int]:
         return (self.id, self.view)
 
-    def to_json(self) -> str:
+    def to_json(self, key: str) -> str:
+        """One journal line, with the checksum of its content under the protocol `key`."""
         row = {"id": self.id, "view": self.view, "shot_ids": list(self.shot_ids)}
         row.update({"failed": self.failed} if self.failed is not None else {"output": self.output})
-        return json.dumps(row, ensure_ascii=False)
+        return json.dumps({**row, "sum": entry_sum(key, row)}, ensure_ascii=False)
+
+
+def entry_sum(key: str, row: dict[str, Any]) -> str:
+    """The checksum an entry line carries: its fields (but the checksum) and the protocol key of its journal, so an
+    edited entry, or one moved from another protocol's journal, does not verify."""
+    text = key + "\n" + json.dumps(row, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def journal_key(protocol: Protocol) -> str:
@@ -78,6 +94,12 @@ def complete_lines(path: Path) -> list[str]:
 
 def stored_key(path: Path) -> str | None:
     """The protocol key a journal was written under; None when there is no journal (or only a torn header)."""
+    header = stored_header(path)
+    return header["key"] if header is not None else None
+
+
+def stored_header(path: Path) -> dict[str, Any] | None:
+    """The journal's header line ({"journal": version, "key": protocol key}); None when there is none yet."""
     try:
         with open(path, "rb") as handle:
             first = handle.readline()
@@ -88,9 +110,10 @@ def stored_key(path: Path) -> str | None:
     if not first.endswith(b"\n"):
         return None
     header = parse_line(path, 1, first.decode("utf-8", errors="replace"))
-    if not isinstance(header, dict) or header.get("journal") != JOURNAL_VERSION or not isinstance(header.get("key"), str):
+    known = (JOURNAL_VERSION, *UNVERIFIABLE_VERSIONS)
+    if not isinstance(header, dict) or header.get("journal") not in known or not isinstance(header.get("key"), str):
         raise DataError(f"{path}: line 1 is not a version-{JOURNAL_VERSION} journal header (delete the file or pass --overwrite)")
-    return header["key"]
+    return header
 
 
 def parse_line(path: Path, number: int, line: str) -> Any:
@@ -110,21 +133,39 @@ def check_key(path: Path, key: str) -> bool:
 
 
 def read_entries(path: Path, key: str) -> dict[tuple[str, int], Entry]:
-    """The finished units a journal holds, by (query id, prompt index); {} when there is none yet."""
+    """The finished units a journal holds that verify, by (query id, prompt index); {} when there is none yet."""
+    return read_journal(path, key)[0]
+
+
+def read_journal(path: Path, key: str) -> tuple[dict[tuple[str, int], Entry], list[str]]:
+    """The entries that verify, and why each other entry line does not (a line that is not JSON is an error)."""
     if not check_key(path, key):
-        return {}
-    entries = {}
+        return {}, []
+    verifiable = stored_header(path)["journal"] not in UNVERIFIABLE_VERSIONS
+    entries, rejected = {}, []
     for number, line in enumerate(complete_lines(path)[1:], start=2):
-        entry = entry_from(path, number, parse_line(path, number, line))
+        row = parse_line(path, number, line)
+        problem = entry_problem(row, key) if verifiable else "written without a checksum (journal version 1)"
+        if problem:
+            rejected.append(f"line {number}: {problem}")
+            continue
+        entry = Entry(row["id"], row["view"], tuple(row["shot_ids"]), row.get("output"), row.get("failed"))
         entries[entry.key] = entry
-    return entries
+    return entries, rejected
 
 
-def entry_from(path: Path, number: int, row: Any) -> Entry:
-    if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("view"), int) \
-            or not isinstance(row.get("shot_ids"), list) or ("output" not in row and "failed" not in row):
-        raise DataError(f"{path}: line {number} is not a journal entry (id, view, shot_ids, output or failed)")
-    return Entry(row["id"], row["view"], tuple(row["shot_ids"]), row.get("output"), row.get("failed"))
+def entry_problem(row: Any, key: str) -> str | None:
+    """Why a parsed line is not a verified entry of the journal written under `key`; None when it is one."""
+    if not isinstance(row, dict) or not isinstance(row.get("id"), str) or type(row.get("view")) is not int \
+            or not isinstance(row.get("shot_ids"), list) or not all(isinstance(s, str) for s in row["shot_ids"]) \
+            or ("output" in row) == ("failed" in row):
+        return "not a journal entry (id, view, shot_ids, output or failed)"
+    if "failed" in row and not isinstance(row["failed"], str):
+        return "field 'failed' is not text"
+    content = {k: v for k, v in row.items() if k != "sum"}
+    if row.get("sum") != entry_sum(key, content):
+        return "checksum does not match its content and the cell's protocol"
+    return None
 
 
 class Journal:
@@ -132,9 +173,10 @@ class Journal:
     `append` adds a batch of finished units durably before the runner goes on."""
 
     def __init__(self, path: Path, key: str) -> None:
-        self.path = path
+        self.path, self.key = path, key
+        self.rejected = 0  # entries dropped because they did not verify (the cell's record counts them)
         fresh = not check_key(path, key)
-        self.entries = {} if fresh else read_entries(path, key)
+        self.entries, rejected = ({}, []) if fresh else read_journal(path, key)
         path.parent.mkdir(parents=True, exist_ok=True)
         if fresh:  # no journal, or only a torn header: start the file over
             path.unlink(missing_ok=True)
@@ -142,13 +184,39 @@ class Journal:
             drop_torn_tail(path)  # appending after a torn line would glue it to the next entry
         self.handle = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         if fresh:
-            self.write(json.dumps({"journal": JOURNAL_VERSION, "key": key}) + "\n")
+            self.write(header_line(key))
             sync_folder(path.parent)
+        self.reject(rejected)
+
+    def reject(self, reasons: Sequence[str], keys: Iterable[tuple[str, int]] = ()) -> None:
+        """Drop entries that did not verify (`keys`: those read as entries; `reasons`: one per entry, each naming it):
+        count them, warn once, and rewrite the file without them so a later resume does not meet them again."""
+        if not reasons:
+            return
+        for unit in keys:
+            self.entries.pop(unit, None)
+        self.rejected += len(reasons)
+        more = f" and {len(reasons) - 1} more" if len(reasons) > 1 else ""
+        warnings.warn(f"{self.path}: {len(reasons)} journal entries rejected ({reasons[0]}{more}); "
+                      "their samples are recomputed", JournalWarning, stacklevel=2)
+        self.rewrite()
+
+    def rewrite(self) -> None:
+        """Replace the file (atomically) with the header and the verified entries, then append to the new file."""
+        os.close(self.handle)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(header_line(self.key) + "".join(e.to_json(self.key) + "\n" for e in self.entries.values()))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, self.path)
+        sync_folder(self.path.parent)
+        self.handle = os.open(self.path, os.O_WRONLY | os.O_APPEND, 0o644)
 
     def append(self, entries: Sequence[Entry]) -> list[Entry]:
         """Write the entries durably; returns them as they will read back (outputs through JSON), so a
         resumed run and an uninterrupted one score exactly the same values."""
-        self.write("".join(e.to_json() + "\n" for e in entries))
+        self.write("".join(e.to_json(self.key) + "\n" for e in entries))
         return [replace(e, output=json.loads(json.dumps(e.output))) for e in entries]
 
     def write(self, text: str) -> None:
@@ -165,6 +233,10 @@ class Journal:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def header_line(key: str) -> str:
+    return json.dumps({"journal": JOURNAL_VERSION, "key": key}) + "\n"
 
 
 def drop_torn_tail(path: Path) -> None:

@@ -46,6 +46,7 @@ def build_index(matrix: np.ndarray, kind: str):
 
 class RicesSelector:
     name = "rices"
+    cache_rejections = 0  # feature cache files that did not verify and were recomputed (the cells' records count them)
 
     def __init__(
         self, support_ids: Sequence[str], support: np.ndarray, query_vectors: dict[str, np.ndarray],
@@ -131,10 +132,12 @@ def rices_from_context(context: SelectionContext) -> RicesSelector:
     queries = load_or_build(embedder, context.task, context.query_split, context.queries,
                             context.query_fingerprint, cache_dir, context.on_batch)
     details = {"embedder": embedder.fingerprint, "support_cache": support.fingerprint, "query_cache": queries.fingerprint}
-    return RicesSelector(
+    selector = RicesSelector(
         support.ids, support.matrix, dict(zip(queries.ids, queries.matrix)), options,
         support_images=[e.images[0].id for e in context.support], details=details,
     )
+    selector.cache_rejections = support.rejected + queries.rejected
+    return selector
 
 
 SELECTORS.add("rices", rices_from_context)

@@ -1,6 +1,8 @@
 """Where library noise goes during `evals run`: Python warnings (deprecations from transformers, torch, ...) and the
 transformers and huggingface_hub loggers' messages are appended to OUTPUT_DIR/evals.log, and shown on stderr only
-with --verbose. The terminal keeps what the harness itself says: progress, notes, the results table, errors.
+with --verbose. The terminal keeps what the harness itself says: progress, notes, the results table, errors, and the
+integrity warnings (a journal entry or cached feature file that failed its check and is recomputed): those change
+what a run does, so they are shown on stderr as one line too, not only logged.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from evals.crash import command_line
-from evals.errors import ConfigError
+from evals.errors import ConfigError, IntegrityWarning
 
 LOG_NAME = "evals.log"
 # Python's warnings (logging.captureWarnings), and the libraries that log warnings of their own.
@@ -78,11 +80,24 @@ def warnings_logged() -> Iterator[None]:
         warnings.simplefilter("default")
         before = warnings.showwarning
         logging.captureWarnings(True)
+        captured_show = warnings.showwarning
+        if captured_show is not before:
+            warnings.showwarning = integrity_on_stderr(captured_show)
         try:
             yield
         finally:
-            if warnings.showwarning is not before:  # undo only a capture this call started
+            if captured_show is not before:  # undo only a capture this call started
+                warnings.showwarning = captured_show
                 logging.captureWarnings(False)
+
+
+def integrity_on_stderr(show):
+    """`show` (the log's), after printing an IntegrityWarning as one `warning:` line on stderr."""
+    def shown(message, category, *args, **kwargs):
+        if issubclass(category, IntegrityWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        show(message, category, *args, **kwargs)
+    return shown
 
 
 @contextmanager

@@ -23,6 +23,7 @@ from evals.execution import (
     collect_outputs,
     fully_journaled,
     run_units,
+    verify_journal,
     work_units,
 )
 from evals.journal import Entry, Journal, check_key, journal_files, journal_key, journal_path
@@ -91,6 +92,7 @@ class Share:
     computed: int  # queries sent to the model by this run (not resumed)
     resumed: int
     batch_size: int  # the prompts per call it ended with (auto: what worked)
+    rejected: int = 0  # journal entries that did not verify and were recomputed
 
 
 class Progress(TypingProtocol):
@@ -198,6 +200,7 @@ def run_share(
     batch = BatchSize(settings.batch_size)
     progress.start(f"{task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}", len(units))
     with Journal(journal_path(plan.stem, world.rank if world.parallel else None), journal_key(plan.protocol)) as journal:
+        verify_journal(journal, units, {q.id for q in plan.data.queries}, task.kind)
         check_journal(journal, units)
         resumed = fully_journaled(units, journal.entries)
         progress.advance(sum(u.key in journal.entries for u in units))
@@ -205,7 +208,7 @@ def run_share(
         done, model_seconds = run_units(model, call, units, journal, batch, settings.skip_bad_samples, progress.advance,
                                         settings.length_buckets)
     entries = {u.key: done[u.key] for u in units}  # a journal of another world size may hold other ranks' units
-    return Share(entries, model_seconds, len(requests) - resumed, resumed, batch.size)
+    return Share(entries, model_seconds, len(requests) - resumed, resumed, batch.size, journal.rejected)
 
 
 def score_cell(
@@ -229,13 +232,20 @@ def score_cell(
         task=task.name, shots=cell.shots, selection=cell.selection, seed=cell.seed,
         scores=dict(metric.scores), breakdowns={k: dict(v) for k, v in metric.breakdowns.items()},
         protocol=plan.protocol, timing=cell_timing(started, shares, auto_batch),
-        failures={"failed_samples": len(failed), "reasons": failed},
+        failures={"failed_samples": len(failed), "reasons": failed}, integrity=cell_integrity(plan, shares),
     )
     write_cell(output_dir, result, samples)
     journal_path(plan.stem).unlink(missing_ok=True)  # the samples file now holds all the journals did
     for journal in journal_files(plan.stem):  # (the ranks' journals of a data-parallel run)
         journal.unlink(missing_ok=True)
     return result
+
+
+def cell_integrity(plan: CellPlan, shares: Sequence[Share]) -> dict[str, int]:
+    """What this run found corrupt and recomputed for the cell: journal entries (all ranks) and feature cache files
+    (a selector without a cache, such as random, has none: hence the default)."""
+    return {"journal_entries_rejected": sum(s.rejected for s in shares),
+            "feature_cache_entries_rejected": getattr(plan.selector, "cache_rejections", 0)}
 
 
 def scored_queries(task: Task, data: TaskData, failed: Mapping[str, str]) -> list[Example]:

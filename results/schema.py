@@ -22,8 +22,10 @@ from evals.models.options import NOT_COMPARED_OPTIONS
 #    failures ({"failed_samples": n, "reasons": {id: why}}: samples skipped with --skip-bad-samples).
 # 4: protocol.model_args (the model's --model-args away from their defaults, compared but for provenance options;
 #    dtype is recorded there too where set, compared as the dtype field).
-SCHEMA_VERSION = 4
-READABLE_VERSIONS = (2, 3, 4)  # older records read with the defaults of what they lack (git commit "unknown", no failures, model_args {})
+# 5: integrity ({"journal_entries_rejected": n, "feature_cache_entries_rejected": m}: stored intermediates that failed
+#    their checksum or shape check and were recomputed; provenance, never compared or scored).
+SCHEMA_VERSION = 5
+READABLE_VERSIONS = (2, 3, 4, 5)  # older records read with the defaults of what they lack (git commit "unknown", no failures, model_args {})
 GIT_TIMEOUT_SECONDS = 2.0
 
 
@@ -153,6 +155,11 @@ def no_failures() -> dict[str, Any]:
     return {"failed_samples": 0, "reasons": {}}
 
 
+def nothing_rejected() -> dict[str, int]:
+    """The integrity counts of a record that says none (older records did not check, so claim nothing was found)."""
+    return {"journal_entries_rejected": 0, "feature_cache_entries_rejected": 0}
+
+
 @dataclass(frozen=True)
 class CellResult:
     task: str
@@ -166,6 +173,7 @@ class CellResult:
     # overhead_fraction (share of wall time outside model calls), resumed_samples (read back from a journal)
     timing: dict[str, float]
     failures: dict[str, Any] = field(default_factory=no_failures)
+    integrity: dict[str, int] = field(default_factory=nothing_rejected)
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -350,7 +350,10 @@ def test_record_schema_v4_timing_failures_and_reading_back(tmp_path):
     (result,) = run(ScriptedModel(), ["demo_vqa"], RunSettings(shots=(2,), limit=4, output_dir=tmp_path))
     (path,) = records(tmp_path)
     data = json.loads(path.read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 4
+    assert data["schema_version"] == SCHEMA_VERSION == 5
+    assert data["integrity"] == {"journal_entries_rejected": 0, "feature_cache_entries_rejected": 0}
+    v4 = {k: v for k, v in data.items() if k != "integrity"} | {"schema_version": 4}
+    assert CellResult.from_dict(v4, "v4.json").integrity == data["integrity"]  # a v4 record reads, claiming nothing found
     assert set(data["timing"]) == {"wall_seconds", "model_seconds", "examples_per_second", "overhead_fraction", "resumed_samples"}
     assert 0.0 <= data["timing"]["overhead_fraction"] <= 1.0
     assert data["failures"] == {"failed_samples": 0, "reasons": {}}
