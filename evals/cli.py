@@ -512,7 +512,7 @@ def main() -> None:
     try:
         status = app(standalone_mode=False)
     except EvalsError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True, emoji=False)
         sys.exit(2)
     except KeyboardInterrupt:
         status = INTERRUPTED
