@@ -59,11 +59,10 @@ def env_int(name: str, default: int) -> int:
 
 
 def local_device(device: str, world: World) -> str:
-    """`cuda` names this process's own GPU (cuda:LOCAL_RANK) when several processes run; anything else is kept.
-    The device is checked against this machine's (see `check_device`)."""
+    """`cuda` names this process's own GPU (cuda:LOCAL_RANK) when several processes run; anything else is kept."""
     if device == "cuda" and world.parallel:
-        return check_device(f"cuda:{world.local_rank}")
-    return check_device(device)
+        return f"cuda:{world.local_rank}"
+    return device
 
 
 def check_device(device: str) -> str:
