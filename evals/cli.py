@@ -149,7 +149,7 @@ def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
     from contextlib import nullcontext
     from dataclasses import replace
 
-    from evals.distributed import close, exit_cleanly, local_device
+    from evals.distributed import check_device, close, exit_cleanly, local_device
     from evals.models import check_model_name, resolve_model
     from evals.registry import TASKS, suite_tasks
     from evals.runner import NoProgress, skipped_shots
@@ -157,7 +157,7 @@ def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
     from evals.sweep import model_options, run_settings
 
     options = model_options(spec)
-    spec = replace(spec, device=local_device(spec.device, world))
+    spec = replace(spec, device=check_device(local_device(spec.device, world)))  # before any model loads
     load_task_modules(list(spec.task_modules))
     task_names = list(spec.tasks) or suite_tasks(DEMO_SUITE)
     for name in [*task_names, *spec.sources]:
@@ -538,7 +538,7 @@ def main() -> None:
     try:
         status = app(standalone_mode=False)
     except EvalsError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True, emoji=False)
         sys.exit(2)
     except KeyboardInterrupt:
         status = INTERRUPTED

@@ -65,6 +65,45 @@ def local_device(device: str, world: World) -> str:
     return device
 
 
+def check_device(device: str) -> str:
+    """`device` if this machine has it, else one line naming the devices it has: before any model loads, rather
+    than torch's complaint (or an assertion) from deep inside the first tensor move. `cpu` needs no torch import."""
+    if device == "cpu":
+        return device
+    import torch
+
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"--device {device}: not a torch device; this machine has: {', '.join(machine_devices())}") from None
+    if parsed.type == "cpu":
+        return device
+    backend = {"cuda": torch.cuda, "xpu": getattr(torch, "xpu", None), "mps": torch.backends.mps}.get(parsed.type)
+    if backend is None or not backend.is_available():
+        name = {"cuda": "CUDA", "xpu": "XPU", "mps": "MPS"}.get(parsed.type, f"the '{parsed.type}' device")
+        raise ConfigError(f"--device {device}: {name} is not available on this machine "
+                          f"(devices: {', '.join(machine_devices())})")
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if parsed.index is not None and parsed.index >= count:
+        raise ConfigError(f"--device {device}: this machine has {count} {parsed.type} device{'s' * (count != 1)} "
+                          f"(devices: {', '.join(machine_devices())})")
+    return device
+
+
+def machine_devices() -> list[str]:
+    """The devices `--device` can name here: cpu, each CUDA (or XPU) GPU by index, mps where present."""
+    import torch
+
+    found = ["cpu"]
+    for kind in ("cuda", "xpu"):
+        backend = getattr(torch, kind, None)
+        if backend is not None and backend.is_available():
+            found += [f"{kind}:{i}" for i in range(backend.device_count())]
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
 def shard(items: Sequence[T], world: World) -> list[T]:
     """Rank r's share: items r, r + W, r + 2W, ... Every item goes to exactly one rank and none is padded in,
     so gathering the shards counts each item once."""

@@ -19,6 +19,7 @@ Flags given on the command line override the file; paths are relative to the fol
 from __future__ import annotations
 
 import difflib
+import sys
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -63,13 +64,27 @@ class SweepSpec:
 
 
 def parse_int_list(text: str, flag: str) -> tuple[int, ...]:
+    """Comma-separated integers >= 0, each once (a repeat would run the same cell twice)."""
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
         raise ConfigError(f"{flag} takes comma-separated integers, got '{text}'") from None
     if not values:
         raise ConfigError(f"{flag} needs at least one value")
-    return values
+    return distinct_counts(values, flag)
+
+
+def distinct_counts(values: Sequence[int], where: str) -> tuple[int, ...]:
+    """`values` in their order, each once; a negative one is refused, a repeat dropped with a note on stderr."""
+    negative = [v for v in values if v < 0]
+    if negative:
+        raise ConfigError(f"{where}: expected integers >= 0, got {negative[0]}")
+    unique = tuple(dict.fromkeys(values))
+    if len(unique) < len(values):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        print(f"note: {where}: {', '.join(map(str, repeated))} given more than once; running "
+              f"{', '.join(map(str, unique))}", file=sys.stderr)
+    return unique
 
 
 def parse_seeds(text: str, flag: str = "--seeds") -> tuple[int, ...]:
@@ -109,8 +124,8 @@ def to_ints(value: Any, where: str) -> tuple[int, ...]:
         return parse_int_list(value, where)
     if is_int(value) and value >= 0:
         return (value,)
-    if isinstance(value, list | tuple) and value and all(is_int(v) and v >= 0 for v in value):
-        return tuple(value)
+    if isinstance(value, list | tuple) and value and all(is_int(v) for v in value):
+        return distinct_counts(value, where)
     raise wrong_type(where, "an integer >= 0 or a non-empty list of them", value)
 
 
@@ -119,8 +134,8 @@ def to_seeds(value: Any, where: str) -> tuple[int, ...]:
         return seed_count(value, where)
     if isinstance(value, str):
         return parse_seeds(value, where)
-    if isinstance(value, list | tuple) and value and all(is_int(v) and v >= 0 for v in value):
-        return tuple(value)
+    if isinstance(value, list | tuple) and value and all(is_int(v) for v in value):
+        return distinct_counts(value, where)
     raise wrong_type(where, "a seed count (3) or a list of seeds ([0, 1, 7])", value)
 
 

@@ -84,14 +84,54 @@ def checkpoint_config(spec: str, options: ModelOptions) -> tuple[dict[str, Any],
     folder = Path(spec)
     if folder.is_dir():
         return read_config(folder / "config.json", spec), str(folder / "config.json")
-    try:
-        from huggingface_hub import hf_hub_download
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
+    try:
         path = hf_hub_download(spec, "config.json", revision=options.revision, local_files_only=options.local_files_only)
-    except Exception as error:  # offline, unknown repository, no such revision: all one line
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
-        raise EvalsError(f"cannot load IDEFICS checkpoint '{spec}': its config.json cannot be read ({reason})") from None
+    except LocalEntryNotFoundError:  # the hub's own words blame the connection, not the missing copy
+        raise DataError(not_cached(spec, options)) from None
+    except Exception as error:  # unknown repository, no such revision: all one line
+        raise EvalsError(f"cannot load IDEFICS checkpoint '{spec}': its config.json cannot be read "
+                         f"({first_lines(error, 1)})") from None
     return read_config(Path(path), spec), f"{spec}/config.json"
+
+
+def first_lines(error: Exception, count: int = 2) -> str:
+    """An exception's first lines as one line (the field validators put the reason on the second), else its class."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()][:count]
+    return " ".join(lines) or error.__class__.__name__
+
+
+def not_cached(spec: str, options: ModelOptions) -> str:
+    """Why a hub id's files are not here (offline, or local_files_only) and how to bring them."""
+    from huggingface_hub import is_offline_mode
+
+    at = f" at revision '{options.revision}'" if options.revision else ""
+    if is_offline_mode():
+        why = "this machine is offline (HF_HUB_OFFLINE=1)"
+    elif options.local_files_only:
+        why = "--model-args local_files_only=true forbids downloading"
+    else:
+        why = "the hub cannot be reached"
+    return (f"cannot load IDEFICS checkpoint '{spec}': the hub id is not in the local Hugging Face cache{at} and {why}; "
+            f"run `hf download {spec}` (or `huggingface-cli download {spec}`) on a machine with network and copy its "
+            f"cache (HF_HOME) here, or copy the model folder here and pass --model FOLDER")
+
+
+# Fields that size a layer or a table: a value that is not a positive integer cannot build a model, and transformers
+# says so (if at all) from deep inside a layer's constructor, without naming config.json.
+SIZE_FIELDS = frozenset({"vocab_size", "hidden_size", "intermediate_size", "num_attention_heads", "num_hidden_layers",
+                         "max_position_embeddings", "embed_dim", "image_size", "patch_size"})
+
+
+def check_sizes(config: dict[str, Any], path: Path, prefix: str = "") -> None:
+    """Each size field of the config and its sub-configs (vision_config, ...) is a positive integer where set."""
+    for key, value in config.items():
+        if isinstance(value, dict):
+            check_sizes(value, path, f"{prefix}{key}.")
+        elif key in SIZE_FIELDS and value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise DataError(f"{path}: field '{prefix}{key}' must be a positive integer, got {value!r}")
 
 
 def read_config(path: Path, spec: str) -> dict[str, Any]:
@@ -103,6 +143,7 @@ def read_config(path: Path, spec: str) -> dict[str, Any]:
         raise DataError(f"{path}: not a readable JSON config ({error})") from None
     if not isinstance(config, dict) or not isinstance(config.get("model_type"), str):
         raise DataError(f"{path}: no field 'model_type' (which model family is it?)")
+    check_sizes(config, path)
     return config
 
 

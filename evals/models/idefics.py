@@ -15,6 +15,7 @@ from evals.images import load_image
 from evals.models import compat
 from evals.models import scoring_common as scoring
 from evals.models.base import ModelInfo
+from evals.models.families import checkpoint_config, first_lines
 from evals.models.options import ModelOptions, check_family_options, from_pretrained_kwargs, processor_kwargs
 from evals.models.scoring_common import (
     SCORE_TOKEN_BUDGET,
@@ -40,18 +41,41 @@ def checkpoint_revision(checkpoint: str, model) -> str:
 def load_pretrained(processor_class, model_class, checkpoint: str | Path, device: str, options: ModelOptions, what: str):
     """Processor and eval-mode weights on `device` through `from_pretrained`; a checkpoint that cannot be read is one line."""
     import transformers
+    from huggingface_hub.errors import StrictDataclassError
+    from safetensors import SafetensorError
 
     transformers.utils.logging.disable_progress_bar()  # its messages: evals/runlog.py routes them to the run's log
     model_kwargs = from_pretrained_kwargs(options, device)  # before loading: a missing package fails fast
+    _, config_file = checkpoint_config(str(checkpoint), options)  # readable, sane sizes, a hub id in the cache
+    check_weight_files(Path(checkpoint))
     try:
         processor = processor_class.from_pretrained(str(checkpoint), **processor_kwargs(options))
         model = model_class.from_pretrained(str(checkpoint), **model_kwargs)
+    except StrictDataclassError as error:  # transformers' config classes check each field's type as they are built
+        raise DataError(f"{config_file}: {first_lines(error)}") from None
+    except SafetensorError as error:  # a hub checkpoint's weights (a local folder's were checked above)
+        raise DataError(f"cannot load {what} checkpoint '{checkpoint}': a weights file (*.safetensors) is damaged "
+                        f"({first_lines(error)})") from None
     except (OSError, ValueError) as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
-        raise EvalsError(f"cannot load {what} checkpoint '{checkpoint}': {reason}") from None
+        raise EvalsError(f"cannot load {what} checkpoint '{checkpoint}': {first_lines(error, 1)}") from None
     if not options.load_in_4bit:  # a quantized model was placed at load and cannot be moved
         model = model.to(device)
     return processor, model.eval()
+
+
+def check_weight_files(folder: Path) -> None:
+    """Each safetensors file of a local checkpoint folder opens (header and size agree): a truncated or damaged one
+    is named here, before transformers reports it from the middle of loading without a file name."""
+    if not folder.is_dir():
+        return
+    from safetensors import SafetensorError, safe_open
+
+    for path in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(path), framework="pt"):
+                pass
+        except (SafetensorError, OSError) as error:
+            raise DataError(f"{path}: not a readable safetensors file, truncated or damaged ({first_lines(error)})") from None
 
 
 class IdeficsModel(ProcessorModel):
