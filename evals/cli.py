@@ -538,7 +538,9 @@ def main() -> None:
     try:
         status = app(standalone_mode=False)
     except EvalsError as error:
-        errors.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True, emoji=False)
+        from rich.markup import escape  # a message quotes paths and data: "[x]" in one is text, not markup
+
+        errors.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True, emoji=False)
         sys.exit(2)
     except KeyboardInterrupt:
         status = INTERRUPTED

@@ -225,3 +225,17 @@ def test_what_looks_like_a_model_folder(monkeypatch, tmp_path):
     with pytest.raises(EvalsError, match="model folder not found: ckpts/tiny2"):
         check_model_name("ckpts/tiny2")
     check_model_name("ckpts")  # a folder here without a slash is still a folder, not a typo of a model name
+
+
+def test_an_error_quoting_brackets_prints_them_as_text(tmp_path, capsys, monkeypatch):
+    """A path or a data value in the one-line error is shown as typed: '[bold]' or '[/]' in it is not rich markup
+    (an unbalanced '[/]' would otherwise raise inside the error report itself)."""
+    from evals import cli
+
+    missing = tmp_path / "[/]run[bold]" / "predictions.json"
+    monkeypatch.setattr(sys, "argv", ["evals", "score", "vqav2", "--predictions", str(missing), "--annotations", str(missing)])
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main()
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "[/]run[bold]" in err and "Traceback" not in err
