@@ -71,3 +71,19 @@ def tiny_idefics():
     from evals.models import resolve_model
 
     return resolve_model("tiny-idefics")
+
+
+def call_evals(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
+    """`evals ARGS` in this process, as the installed script calls it: (exit status, stdout, stderr)."""
+    import sys
+
+    from evals.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["evals", *args])
+    try:
+        main()
+        code = 0
+    except SystemExit as stop:
+        code = stop.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

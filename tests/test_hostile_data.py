@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from evals.cli import main
+from tests.conftest import call_evals
 
 CONFORMANCE = Path(__file__).parent / "data" / "conformance"
 DEMO = Path(__file__).parent.parent / "tasks" / "demo"
@@ -270,14 +269,7 @@ def run_cli(monkeypatch, capsys, command: str, args: list[str]) -> tuple[int, st
     if command == "score":
         task, predictions, annotations = args
         args = [task, "--predictions", predictions, "--annotations", annotations]
-    monkeypatch.setattr(sys, "argv", ["evals", command, *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as stop:
-        code = stop.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return call_evals(monkeypatch, capsys, [command, *args])
 
 
 @pytest.mark.parametrize("case", SCORE_CASES + RUN_CASES, ids=lambda case: case.name)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from evals.cli import main
+from tests.conftest import call_evals
 from evals.features import FeatureCacheWarning
 from evals.journal import JournalWarning, entry_sum, journal_key, journal_path
 from evals.models import ScriptedModel
@@ -132,14 +131,7 @@ def test_a_version_1_journal_is_unverifiable_and_every_entry_recomputed(tmp_path
 
 
 def cli(monkeypatch, capsys, *args):
-    monkeypatch.setattr(sys, "argv", ["evals", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exit_info:
-        code = exit_info.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
+    return call_evals(monkeypatch, capsys, list(args))
 
 
 def rices_args(output: Path, cache: Path) -> list[str]:
