@@ -270,6 +270,9 @@ def rices_build(
     load_task_modules(task_module)
     task_names = task or suite_tasks(DEMO_SUITE)
     tasks = [TASKS.get(name) for name in task_names]
+    from evals.distributed import check_device
+
+    check_device(device)  # one line naming the machine's devices, before any model or embedder loads
     loaded = resolve_model(model, device=device) if embedder == "vision-tower" else None
     settings = RunSettings(data_dir=data_dir, limit=limit, sources=parse_sources(source),
                            rices=rices_options(embedder, "ascending", False, "exact", cache_dir, device))

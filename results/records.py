@@ -113,12 +113,13 @@ def parse_record(data: Any, path: Path) -> CellRecord:
     require(protocol, "model", path, "protocol")
     check_protocol_types(protocol, path)
     task = typed(data, "task", str, path)
-    shots = typed(data, "shots", int, path)
-    if shots < 0:
-        raise DataError(f"{path}: field 'shots' must be >= 0, got {shots}")
+    shots, seed = typed(data, "shots", int, path), typed(data, "seed", int, path)
+    for field, value in (("shots", shots), ("seed", seed)):
+        if value < 0:
+            raise DataError(f"{path}: field '{field}' must be >= 0, got {value}")
     return CellRecord(
         path=path, task=task, shots=shots, selection=typed(data, "selection", str, path),
-        seed=typed(data, "seed", int, path), scores=checked_scores(data, task, path), protocol=protocol,
+        seed=seed, scores=checked_scores(data, task, path), protocol=protocol,
     )
 
 

@@ -133,3 +133,15 @@ def test_hostile_machine_input(case, tmp_path, monkeypatch, capsys):
     for fragment in case.says:
         assert fragment in lines[0], err
     assert out.count("│ demo_classify") == case.rows, out  # no table where an error is due; each cell once
+
+
+def test_rices_build_checks_its_device_too(monkeypatch, capsys, tmp_path):
+    """`evals rices build --device` is checked as `evals run`'s is, before an embedder or model loads."""
+    from tests.conftest import call_evals
+
+    pretend_gpus(monkeypatch, 0)
+    code, out, err = call_evals(monkeypatch, capsys, ["rices", "build", "--task", "demo_vqa", "--device", "gpu0",
+                                                      "--cache-dir", str(tmp_path / "cache")])
+    assert (code, out) == (2, "")
+    assert "--device gpu0: not a torch device" in err and "Traceback" not in err
+    assert not (tmp_path / "cache").exists()

@@ -154,6 +154,7 @@ CASES = [
     Case("CIDEr above 100 is legitimate", board(task="demo_caption", scores={"CIDEr": 216.43}), 0, "216.43"),
     Case("string score", board(setting("scores", {"vqa_accuracy": "high"})), 2, "'scores' must map metric names to numbers"),
     Case("negative shots", board(setting("shots", -1)), 2, "field 'shots' must be >= 0, got -1"),
+    Case("negative seed", board(setting("seed", -3)), 2, "field 'seed' must be >= 0, got -3"),
     Case("seed as text", board(setting("seed", "0")), 2, "field 'seed' must be int, got '0'"),
     Case("seed as float", board(setting("seed", 1.5)), 2, "field 'seed' must be int, got 1.5"),
     Case("shots as bool", board(setting("shots", True)), 2, "field 'shots' must be int, got True"),
