@@ -184,7 +184,31 @@ def assert_identical(resumed: Path, reference: Path, float_noise: bool = False) 
             assert row == expected
 
 
-def test_sweep_killed_at_several_points_resumes_identical_without_recomputing(tmp_path, plugin):
+KILL_AFTER = (1, 5, 10, 14, 19, 24, 29, 34, 39, 43)  # samples done (of 48) at which the ten runs are killed
+
+
+def samples_done(output: Path, per_cell: int = 6) -> int:
+    """Progress read from the output folder: a finished cell's samples plus the lines of unfinished cells' journals
+    (a cell's journal is removed once its record is written)."""
+    return per_cell * len(records(output)) + sum(journal_rows(output))
+
+
+def fully_journaled_samples(reference: Path, journaled: dict[str, set]) -> dict[str, int]:
+    """Per unfinished cell, the samples every view of which is journaled: what a restart must read back, not send."""
+    counts = {}
+    for samples in reference.rglob("*.samples.jsonl"):
+        stem = str(samples.relative_to(reference))[: -len(".samples.jsonl")]
+        units = journaled.get(stem, set())
+        rows = map(json.loads, samples.read_text().splitlines())
+        counts[stem] = sum(all((r["id"], v) in units for v in range(len(r["prompt"]) if isinstance(r["prompt"], list) else 1))
+                           for r in rows)
+    return counts
+
+
+def test_sweep_killed_at_ten_points_resumes_identical_without_recomputing(tmp_path, plugin):
+    """Ten SIGKILLs, each as soon as the journals and records show the next point of progress, then a run to the end.
+    No run sends a journaled or finished sample again (the prompt log), and every record's `resumed_samples` is
+    exactly what the journal held when the run that finished it started."""
     reference, output = tmp_path / "uninterrupted", tmp_path / "resumed"
     done = finish(sweep_command(plugin, reference), tmp_path / "ref.log")
     assert done.returncode == 0, done.stderr
@@ -192,27 +216,29 @@ def test_sweep_killed_at_several_points_resumes_identical_without_recomputing(tm
     total = sum(sent(tmp_path / "ref.log").values())
     assert total == 2 * 2 * 2 * 6  # tasks x shots x seeds x queries, one prompt each
 
-    kill_points = [
-        (lambda: any(journal_rows(output)), "the first journal lines"),
-        (lambda: len(records(output)) >= 1, "the first cell record"),
-        (lambda: any(journal_rows(output / "slow-scripted" / "demo_classify")), "journal lines of the ranked task's cell"),
-    ]
-    for attempt, (ready, what) in enumerate([*kill_points, (None, "the end")]):
+    expected_resumed: dict[str, int] = {}
+    for attempt, point in enumerate([*KILL_AFTER, None]):
         finished, journaled = snapshot(output)
         log = tmp_path / f"run{attempt}.log"
-        process = launch(sweep_command(plugin, output), log)
-        if ready is None:
+        process = launch(sweep_command(plugin, output), log, delay=0.1)
+        if point is None:
             _, stderr = process.communicate(timeout=120)
             assert process.returncode == 0, stderr
         else:
-            kill_when(process, ready, what)
+            target = max(point, samples_done(output) + 1)
+            kill_when(process, lambda: samples_done(output) >= target, f"{target} samples done")
         allowed = prompts_to_send(reference, finished, journaled)
         assert sent(log) - allowed == Counter(), f"run {attempt} sent a finished or journaled sample again"
-        if ready is None:  # the run that finishes sends exactly what was left, nothing twice
+        if point is None:  # the run that finishes sends exactly what was left, nothing twice
             assert sent(log) == allowed and 0 < sum(allowed.values()) < total
+        resumable = fully_journaled_samples(reference, journaled)
+        for stem in {str(p.relative_to(output))[: -len(".json")] for p in records(output)} - finished:
+            expected_resumed[stem] = resumable[stem]  # finished by this run: it read back what the journal held
     assert_identical(output, reference)
-    resumed = [json.loads(p.read_text())["timing"]["resumed_samples"] for p in records(output)]
-    assert sum(resumed) > 0  # at least one cell took samples from its journal
+    resumed = {str(p.relative_to(output))[: -len(".json")]: json.loads(p.read_text())["timing"]["resumed_samples"]
+               for p in records(output)}
+    assert resumed == expected_resumed
+    assert sum(resumed.values()) > 0  # the kills landed mid-cell: some cells took samples from their journal
 
 
 def test_tiny_idefics_resumed_mid_cell_matches_an_uninterrupted_run(tmp_path, plugin, tiny_idefics):
