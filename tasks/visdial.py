@@ -62,7 +62,7 @@ class DialogFile:
         """The question or answer string at `index` of the shared list named `table`."""
         values = self.questions if table == "questions" else self.answers
         if not is_index(index, len(values)):
-            raise DataError(f"{self.path}: {where} points to {table}[{index!r}], outside the list of {len(values)}")
+            raise DataError(f"{self.path}: {where} points to {table}[{index!r}], not a position in the list of {len(values)}")
         if not isinstance(values[index], str):
             raise DataError(f"{self.path}: 'data.{table}' entry #{index} is {type_name(values[index])}, not a string")
         return values[index]
