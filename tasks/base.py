@@ -234,6 +234,22 @@ def require_texts(record: Mapping[str, Any], key: str, path: Path, where: str) -
     return values
 
 
+def optional_text(record: Mapping[str, Any], key: str, path: Path, where: str) -> str:
+    """`record[key]` when it is a string, "" when the record has no such field: an optional field (a question type,
+    a tag) may be left out, but one of another type is refused rather than turned into text."""
+    if isinstance(record, Mapping) and key not in record:
+        return ""
+    return require_text(record, key, path, where)
+
+
+def some_records(records: list, path: Path, what: str) -> list:
+    """`records`, or a DataError naming the file when there are none: an empty split leaves nothing to show or score,
+    and the runner would meet it far from the file that caused it."""
+    if not records:
+        raise DataError(f"{path}: no {what} (the list is empty)")
+    return records
+
+
 def type_name(value: Any) -> str:
     """How an error names a value of the wrong type: short, whatever its size."""
     return "null" if value is None else f"a{'n' if type(value).__name__[0] in 'aeiou' else ''} {type(value).__name__}"

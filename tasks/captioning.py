@@ -14,7 +14,8 @@ from typing import Any
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
-from tasks.base import FileReader, MetricResult, Task, cut_at_stop_words, read_json, require
+from tasks.base import (FileReader, MetricResult, Task, cut_at_stop_words, optional_text, read_json, require, require_id,
+                        require_list, require_text, require_texts, some_records, type_name)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "captioning"
@@ -41,18 +42,18 @@ class KarpathyFiles:
         path = root / self.annotations
         wanted = self.merged.get(split, (split,))
         examples = []
-        for i, entry in enumerate(require(read_json(path), "images", path, "the top level")):
-            if require(entry, "split", path, f"image #{i}") not in wanted:
+        for i, entry in enumerate(some_records(require_list(read_json(path), "images", path, "the top level"), path, "images")):
+            if require_text(entry, "split", path, f"image #{i}") not in wanted:
                 continue
-            key = str(require(entry, self.id_field, path, f"image #{i}"))
+            key = require_id(entry, self.id_field, path, f"image #{i}")
             where = f"image {key}"
-            relative = self.image.format(**{name: require(entry, name, path, where) for name in image_fields(self.image)})
+            relative = self.image.format(**{name: require_text(entry, name, path, where) for name in image_fields(self.image)})
             sentences = require(entry, "sentences", path, where)
             examples.append(Example(
                 id=Path(key).stem if self.id_field == "filename" else key,
                 images=(ImageRef(relative, root / relative),),
                 fields={},
-                references=caption_texts(sentences, f"{path}: {where}"),
+                references=caption_texts(sentences, f"{path}: {where}: field 'sentences'"),
             ))
         if not examples:
             raise DataError(f"{path}: no image has 'split' in {list(wanted)}")
@@ -74,18 +75,19 @@ class CocoStyleCaptions:
     def load(self, root: Path, split: str) -> list[Example]:
         path = root / self.annotations.format(split=split)
         payload = read_json(path)
-        captions: dict[Any, list[str]] = {}
-        for i, annotation in enumerate(require(payload, "annotations", path, "the top level")):
-            image_id = require(annotation, "image_id", path, f"annotation #{i}")
-            captions.setdefault(image_id, []).append(str(require(annotation, "caption", path, f"annotation #{i}")))
+        captions: dict[str, list[str]] = {}
+        for i, annotation in enumerate(require_list(payload, "annotations", path, "the top level")):
+            image_id = require_id(annotation, "image_id", path, f"annotation #{i}")
+            captions.setdefault(image_id, []).append(require_text(annotation, "caption", path, f"annotation #{i}"))
         examples = []
-        for i, image in enumerate(require(payload, "images", path, "the top level")):
-            image_id = require(image, "id", path, f"image #{i}")
-            relative = self.image.format(split=split, file_name=require(image, "file_name", path, f"image {image_id}"))
+        for i, image in enumerate(some_records(require_list(payload, "images", path, "the top level"), path, "images")):
+            image_id = require_id(image, "id", path, f"image #{i}")
+            where = f"image {image_id}"
+            relative = self.image.format(split=split, file_name=require_text(image, "file_name", path, where))
             if image_id not in captions:
                 raise DataError(f"{path}: image {image_id} has no caption in 'annotations'")
-            examples.append(Example(str(image_id), (ImageRef(relative, root / relative),), {}, tuple(captions.pop(image_id)),
-                                    meta={"domain": str(image.get("domain", ""))}))
+            examples.append(Example(image_id, (ImageRef(relative, root / relative),), {}, tuple(captions.pop(image_id)),
+                                    meta={"domain": optional_text(image, "domain", path, where)}))
         if captions:
             raise DataError(f"{path}: 'annotations' name image_id {next(iter(captions))}, which is not in 'images'")
         return examples
@@ -139,19 +141,19 @@ class TextCapsFiles:
     def load(self, root: Path, split: str) -> list[Example]:
         path = root / self.captions.format(split=split)
         grouped: dict[str, list[Mapping]] = {}
-        for i, entry in enumerate(require(read_json(path), "data", path, "the top level")):
-            grouped.setdefault(str(require(entry, "image_id", path, f"entry #{i}")), []).append(entry)
+        for i, entry in enumerate(some_records(require_list(read_json(path), "data", path, "the top level"), path, "entries")):
+            grouped.setdefault(require_id(entry, "image_id", path, f"entry #{i}"), []).append(entry)
         return [self.example(root, path, image_id, entries) for image_id, entries in grouped.items()]
 
     def example(self, root: Path, path: Path, image_id: str, entries: list[Mapping]) -> Example:
-        where = f"{path}: image {image_id}"
+        where = f"image {image_id}"
         if "reference_strs" in entries[0]:
-            references = caption_texts(entries[0]["reference_strs"], where)
+            references = caption_texts(entries[0]["reference_strs"], f"{path}: {where}: field 'reference_strs'")
         else:
-            references = tuple(str(require(e, "caption_str", path, f"image {image_id}")) for e in entries)
+            references = tuple(require_text(e, "caption_str", path, where) for e in entries)
+        tokens = require_texts(entries[0], "ocr_tokens", path, where) if "ocr_tokens" in entries[0] else []
         relative = self.image.format(image_id=image_id)
-        ocr = " ".join(map(str, entries[0].get("ocr_tokens", ())))
-        return Example(image_id, (ImageRef(f"train_images/{image_id}", root / relative),), {"ocr": ocr}, references)
+        return Example(image_id, (ImageRef(f"train_images/{image_id}", root / relative),), {"ocr": " ".join(tokens)}, references)
 
 
 def image_fields(pattern: str) -> list[str]:
@@ -166,13 +168,15 @@ def caption_texts(captions: Any, where: str) -> tuple[str, ...]:
     if not isinstance(captions, (list, tuple)) or not captions:
         raise DataError(f"{where}: no list of reference captions")
     texts = []
-    for caption in captions:
+    for n, caption in enumerate(captions):
         if isinstance(caption, Mapping):
             key = next((k for k in ("raw", "caption") if k in caption), None)
             if key is None:
                 raise DataError(f"{where}: a reference caption has no field 'raw' (or 'caption')")
             caption = caption[key]
-        texts.append(str(caption))
+        if not isinstance(caption, str):
+            raise DataError(f"{where}: reference caption #{n} is {type_name(caption)}, not a string")
+        texts.append(caption)
     return tuple(texts)
 
 

@@ -30,7 +30,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, order_by_score, top_k_hits
-from tasks.base import DataSource, MetricResult, RankQuery, Task, gold_answer, read_json, read_text
+from tasks.base import DataSource, MetricResult, RankQuery, Task, gold_answer, read_json, read_text, require_text
 from tasks.hf import HFSpec, Row, open_split
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "classification"
@@ -89,7 +89,7 @@ def imagenet_class_names(root: Path, split_dir: Path, folders: Sequence[str]) ->
         absent = sorted(set(names) - set(folders))
         if absent:
             raise DataError(f"{split_dir}: no class folder for '{absent[0]}' of {path} ({len(absent)} classes missing)")
-        return tuple(str(names[f]) for f in folders)
+        return tuple(require_text(names, f, path, "the class names") for f in folders)
     if (root / NAMES_TEXT).is_file():
         path = root / NAMES_TEXT
         names = [line.strip() for line in read_lines(path)]
@@ -130,6 +130,8 @@ class ClassFolders:
             for path in sorted(p for p in (split_dir / folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
                 example_id = f"{split}/{folder}/{path.stem}"
                 examples.append(class_example(example_id, ImageRef(example_id, path), name, key))
+        if not examples:
+            raise DataError(f"{split_dir}: no images ({', '.join(IMAGE_SUFFIXES)}) in its class folders (expected: {self.layout})")
         return examples
 
 

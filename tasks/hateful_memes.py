@@ -22,7 +22,7 @@ from evals.errors import ConfigError, DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, roc_auc, yes_probability
-from tasks.base import MetricResult, RankQuery, Task, gold_answer, read_jsonl, require, require_id, require_text
+from tasks.base import MetricResult, RankQuery, Task, gold_answer, read_jsonl, require, require_id, require_text, some_records
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "hateful_memes"
@@ -46,7 +46,7 @@ def split_file(root: Path, split: str) -> Path:
 def load_memes(root: Path, split: str) -> list[Example]:
     path = split_file(root, split)
     examples, seen = [], set()
-    for n, record in enumerate(read_jsonl(path), start=1):
+    for n, record in enumerate(some_records(read_jsonl(path), path, "memes"), start=1):
         meme_id, label = require_id(record, "id", path, f"line {n}"), require(record, "label", path, f"line {n}")
         img, text = (require_text(record, key, path, f"line {n}") for key in ("img", "text"))
         if meme_id in seen:

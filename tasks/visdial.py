@@ -26,7 +26,8 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import ndcg_sklearn, ranks_from_scores, visdial_ndcg
-from tasks.base import MetricResult, RankQuery, Task, finite_numbers, gold_answer, read_json, require
+from tasks.base import (MetricResult, RankQuery, Task, finite_numbers, gold_answer, read_json, require, require_list,
+                        require_text, some_records, type_name)
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "visdial"
 NUM_OPTIONS = 100
@@ -60,9 +61,11 @@ class DialogFile:
     def text(self, table: str, index: Any, where: str) -> str:
         """The question or answer string at `index` of the shared list named `table`."""
         values = self.questions if table == "questions" else self.answers
-        if not isinstance(index, int) or not 0 <= index < len(values):
-            raise DataError(f"{self.path}: {where} points to {table}[{index!r}], outside the list of {len(values)}")
-        return str(values[index])
+        if not is_index(index, len(values)):
+            raise DataError(f"{self.path}: {where} points to {table}[{index!r}], not a position in the list of {len(values)}")
+        if not isinstance(values[index], str):
+            raise DataError(f"{self.path}: 'data.{table}' entry #{index} is {type_name(values[index])}, not a string")
+        return values[index]
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,11 @@ class Dialog:
         return [bare(self.file.text("answers", i, f"{where} 'answer_options'"), ".") for i in indices]
 
 
+def is_index(value: Any, size: int) -> bool:
+    """Whether `value` is a position in a list of `size`: an integer, never a bool (JSON's true would read as 1)."""
+    return type(value) is int and 0 <= value < size
+
+
 def bare(text: str, mark: str) -> str:
     """`text` stripped of surrounding spaces and a trailing `mark`, which the template writes itself
     (VisDial questions come without their question mark; a few captions and answers end in a full stop)."""
@@ -116,18 +124,18 @@ def bare(text: str, mark: str) -> str:
 def read_dialogs(path: Path) -> list[Dialog]:
     file = DialogFile.read(path)
     dialogs, seen = [], set()
-    for n, entry in enumerate(file.dialogs):
+    for n, entry in enumerate(some_records(file.dialogs, path, "dialogs in 'data.dialogs'")):
         image_id = require(entry, "image_id", path, f"dialog #{n}")
-        if not isinstance(image_id, int):
+        if type(image_id) is not int:
             raise DataError(f"{path}: dialog #{n} 'image_id' {image_id!r} is not an integer")
         if image_id in seen:
             raise DataError(f"{path}: dialog #{n} repeats image_id {image_id}")
         seen.add(image_id)
-        caption = require(entry, "caption", path, f"dialog {image_id}")
-        rounds = require(entry, "dialog", path, f"dialog {image_id}")
-        if not isinstance(rounds, list) or not rounds:
+        caption = require_text(entry, "caption", path, f"dialog {image_id}")
+        rounds = require_list(entry, "dialog", path, f"dialog {image_id}")
+        if not rounds:
             raise DataError(f"{path}: dialog {image_id} has no rounds in 'dialog'")
-        dialogs.append(Dialog(file, image_id, str(caption), rounds))
+        dialogs.append(Dialog(file, image_id, caption, rounds))
     return dialogs
 
 
@@ -137,9 +145,11 @@ def read_dense(path: Path, dialogs: Mapping[int, Dialog], dialogs_path: Path) ->
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a JSON list of {{\"image_id\", \"round_id\", \"gt_relevance\"}} objects")
     dense, seen = [], set()
-    for n, entry in enumerate(entries):
+    for n, entry in enumerate(some_records(entries, path, "dense annotations")):
         image_id = require(entry, "image_id", path, f"annotation #{n}")
         where = f"annotation for image_id {image_id}"
+        if type(image_id) is not int:
+            raise DataError(f"{path}: annotation #{n}: field 'image_id' is {type_name(image_id)}, not an integer")
         if image_id not in dialogs:
             raise DataError(f"{path}: annotation #{n} is for image_id {image_id}, which has no dialog in {dialogs_path.name}")
         if image_id in seen:
@@ -161,7 +171,7 @@ def query_example(root: Path, dialog: Dialog, round_id: int, relevance: list[flo
     """A val dialog asked at its densely annotated round, carrying the options and their relevance."""
     options = dialog.options(round_id)
     gt_index = require(dialog.round(round_id), "gt_index", dialog.file.path, dialog.where(round_id))
-    if not isinstance(gt_index, int) or not 0 <= gt_index < NUM_OPTIONS:
+    if not is_index(gt_index, NUM_OPTIONS):
         raise DataError(f"{dialog.file.path}: {dialog.where(round_id)} 'gt_index' {gt_index!r} is not an option index")
     image = ImageRef(f"val2018/{dialog.image_id}", root / VAL_IMAGE.format(image_id=dialog.image_id))
     return Example(

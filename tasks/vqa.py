@@ -14,7 +14,8 @@ from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.vqa import clean_whitespace, process_answer
-from tasks.base import FileReader, Task, cut_at_stop_words, read_json, require, require_list, require_text, require_texts
+from tasks.base import (FileReader, Task, cut_at_stop_words, optional_text, read_json, require, require_id, require_list,
+                        require_text, require_texts, some_records)
 from tasks.hf import HFSpec, Row
 from tasks.vqa_metrics import score_textvqa_accuracy, score_vizwiz_accuracy, score_vqa, score_vqa_stemmed, score_vqav2_rule
 
@@ -37,9 +38,9 @@ class VQAFiles:
     def load(self, root: Path, split: str) -> list[Example]:
         questions_path = root / self.questions.format(split=split)
         annotations_path = root / self.annotations.format(split=split)
-        questions = by_question_id(require(read_json(questions_path), "questions", questions_path, "the top level"),
+        questions = by_question_id(require_list(read_json(questions_path), "questions", questions_path, "the top level"),
                                    questions_path, "question")
-        by_id = by_question_id(require(read_json(annotations_path), "annotations", annotations_path, "the top level"),
+        by_id = by_question_id(require_list(read_json(annotations_path), "annotations", annotations_path, "the top level"),
                                annotations_path, "annotation")
         examples = []
         for qid, question in questions.items():
@@ -54,7 +55,8 @@ class VQAFiles:
                 images=(image,),
                 fields={"question": require_text(question, "question", questions_path, f"question {qid}")},
                 references=human_answers(by_id[qid], annotations_path),
-                meta={key: str(by_id[qid].get(key, "")) for key in ("question_type", "answer_type")},
+                meta={key: optional_text(by_id[qid], key, annotations_path, f"annotation {qid}")
+                      for key in ("question_type", "answer_type")},
             ))
         return examples
 
@@ -64,7 +66,7 @@ def by_question_id(records: Sequence[Any], path: Path, what: str) -> dict[Any, M
     replace the earlier, giving a question another question's answers."""
     indexed: dict[Any, Mapping[str, Any]] = {}
     first: dict[Any, int] = {}
-    for i, record in enumerate(records):
+    for i, record in enumerate(some_records(records, path, f"{what}s")):
         qid = require(record, "question_id", path, f"{what} #{i}")
         if isinstance(qid, bool) or not isinstance(qid, (int, str)):
             raise DataError(f"{path}: {what} #{i}: field 'question_id' is {qid!r}, not an integer or a string")
@@ -89,7 +91,8 @@ class TextVQAFiles:
         return f"{self.questions} ({{split}}: train, val), {self.image} (val images too), optional {self.ocr}"
 
     def load(self, root: Path, split: str) -> list[Example]:
-        return self.read(root / self.questions.format(split=split), root, split, root / self.ocr.format(split=split))
+        path = root / self.questions.format(split=split)
+        return some_records(self.read(path, root, split, root / self.ocr.format(split=split)), path, "questions in 'data'")
 
     def read(self, path: Path, root: Path, split: str, ocr_path: Path | None = None) -> list[Example]:
         """The questions of one split file (`evals score` reads the val file this way: no image is opened)."""
@@ -97,14 +100,14 @@ class TextVQAFiles:
         ocr_by_image = self.rosetta_tokens(ocr_path) if ocr_path is not None else {}
         examples = []
         for i, entry in enumerate(entries):
-            qid = require(entry, "question_id", path, f"entry #{i}")
-            image_id = require(entry, "image_id", path, f"question {qid}")
+            qid = require_id(entry, "question_id", path, f"entry #{i}")
+            image_id = require_id(entry, "image_id", path, f"question {qid}")
             if "ocr_tokens" in entry:
                 tokens = require_texts(entry, "ocr_tokens", path, f"question {qid}")
             else:
                 tokens = ocr_by_image.get(image_id, [])
             examples.append(Example(
-                id=str(qid),
+                id=qid,
                 images=(ImageRef(f"{split}/{image_id}", root / self.image.format(image_id=image_id)),),
                 fields={"question": require_text(entry, "question", path, f"question {qid}"), "ocr": " ".join(tokens)},
                 references=answer_strings(require(entry, "answers", path, f"question {qid}"), f"{path}: question {qid}"),
@@ -118,7 +121,8 @@ class TextVQAFiles:
             return {}
         entries = require_list(read_json(path), "data", path, "the top level")
         return {
-            require(e, "image_id", path, f"entry #{i}"): require_texts(e, "ocr_tokens", path, f"entry #{i}") for i, e in enumerate(entries)
+            require_id(e, "image_id", path, f"entry #{i}"): require_texts(e, "ocr_tokens", path, f"entry #{i}")
+            for i, e in enumerate(entries)
         }
 
 
@@ -136,7 +140,8 @@ class VizWizFiles:
         return f"{self.annotations} ({{split}}: train, val), {self.image}"
 
     def load(self, root: Path, split: str) -> list[Example]:
-        return self.read(root / self.annotations.format(split=split), root, split)
+        path = root / self.annotations.format(split=split)
+        return some_records(self.read(path, root, split), path, "questions")
 
     def read(self, path: Path, root: Path, split: str) -> list[Example]:
         """The questions of one annotation file (`evals score` reads val.json this way: no image is opened)."""
@@ -151,7 +156,7 @@ class VizWizFiles:
                 images=(ImageRef(f"{split}/{image}", root / self.image.format(split=split, image=image)),),
                 fields={"question": require_text(entry, "question", path, f"entry {image}")},
                 references=answer_strings(require(entry, "answers", path, f"entry {image}"), f"{path}: entry {image}"),
-                meta={"question_type": "", "answer_type": str(entry.get("answer_type", ""))},
+                meta={"question_type": "", "answer_type": optional_text(entry, "answer_type", path, f"entry {image}")},
             ))
         return examples
 

@@ -20,7 +20,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import PairScores, winoground_outcome, winoground_scores
-from tasks.base import MetricResult, RankQuery, Task, read_jsonl, require_id, require_text
+from tasks.base import MetricResult, RankQuery, Task, optional_text, read_jsonl, require_id, require_text, some_records
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "winoground"
@@ -44,13 +44,14 @@ def load_winoground(root: Path, split: str) -> list[Example]:
         raise DataError(f"{root}: Winoground has only the '{SPLIT}' split, not '{split}'")
     path = root / EXAMPLES
     examples, seen = [], set()
-    for n, row in enumerate(read_jsonl(path), start=1):
+    for n, row in enumerate(some_records(read_jsonl(path), path, "examples"), start=1):
         values = [require_id(row, "id", path, f"line {n}"), *(require_text(row, key, path, f"line {n}") for key in (*IMAGE_COLUMNS, *CAPTIONS))]
         if values[0] in seen:
             raise DataError(f"{path}: line {n} repeats id {values[0]}")
         seen.add(values[0])
         images = tuple(ImageRef(stem, root / IMAGE.format(stem=stem)) for stem in values[1:3])
-        examples.append(winoground_example(values[0], images, values[3:], row))
+        tags = {key: optional_text(row, key, path, f"line {n}") for key in TAGS if key in row}
+        examples.append(winoground_example(values[0], images, values[3:], tags))
     return examples
 
 
