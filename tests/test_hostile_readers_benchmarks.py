@@ -4,7 +4,6 @@ field (exit 2), never a traceback or a score."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
