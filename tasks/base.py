@@ -279,3 +279,45 @@ def cut_at_stop_words(output: str, extra_stops: Sequence[str] = ()) -> str:
         if at != -1:
             end = min(end, at)
     return output[:end].strip()
+
+
+# Checks for readers that name a record by one `where` string (file and record, or dataset, split and row): the
+# readers shared by official files and Hugging Face rows.
+
+def checked_text(value: Any, key: str, where: str, optional: bool = False) -> str:
+    """`value` when it is a string ("" for null where the field is `optional`), else a DataError naming the field."""
+    if value is None and optional:
+        return ""
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field '{key}' is {type_name(value)}, not a string")
+    return value
+
+
+def checked_texts(value: Any, key: str, where: str) -> list[str]:
+    """`value` when it is a list of strings (choices, options), else a DataError naming the field."""
+    if not isinstance(value, list):
+        raise DataError(f"{where}: field '{key}' is {type_name(value)}, not a list")
+    if not all(isinstance(item, str) for item in value):
+        raise DataError(f"{where}: field '{key}' holds a value that is not a string")
+    return value
+
+
+def checked_id(value: Any, key: str, where: str) -> str:
+    """`value` as text when it is an integer or a string (an id; a bool, float, list or null is not), else a DataError."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DataError(f"{where}: field '{key}' is {type_name(value)}, not an integer or a string")
+    return str(value)
+
+
+def existing_image(path: Path, where: str) -> Path:
+    """`path` when the file is there, checked while reading so that a missing image is named before any model runs."""
+    if not path.is_file():
+        raise DataError(f"{where}: image file {path} not found")
+    return path
+
+
+def not_empty(examples: list[Example], where: str) -> list[Example]:
+    """`examples`, or a DataError: an empty split has nothing to evaluate or to draw shots from."""
+    if not examples:
+        raise DataError(f"{where}: no examples in this split")
+    return examples

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.anls import anls
-from tasks.base import MetricResult, Task, gold_answer, read_json, require
+from tasks.base import (MetricResult, Task, checked_id, checked_text, checked_texts, existing_image, gold_answer, not_empty,
+                        read_json, require, require_id, require_list, require_text)
 from tasks.hf import HFSpec, Row
 from tasks.multiple_choice import answer_line
 from tasks.vqa import answer_strings
@@ -35,28 +36,30 @@ def questions_file(root: Path, split: str) -> Path:
 
 def load_docvqa(root: Path, split: str) -> list[Example]:
     path = questions_file(root, split)
-    entries = require(read_json(path), "data", path, "the top level")
-    if not isinstance(entries, list):
-        raise DataError(f"{path}: field 'data' is not a list of questions")
-    examples = []
-    for i, entry in enumerate(entries):
-        qid = require(entry, "questionId", path, f"entry #{i}")
-        where = f"question {qid}"
-        image = str(require(entry, "image", path, where))
-        examples.append(Example(
-            id=str(qid),
-            images=(ImageRef(f"{split}/{image}", path.parent / image),),
-            fields={"question": str(require(entry, "question", path, where))},
-            references=answer_strings(require(entry, "answers", path, where), f"{path}: {where}"),
-            meta={"question_type": ",".join(map(str, entry.get("question_types") or ()))},
-        ))
-    return examples
+    entries = require_list(read_json(path), "data", path, "the top level")
+    return not_empty([question_example(entry, i, path, split) for i, entry in enumerate(entries)], str(path))
+
+
+def question_example(entry: Any, i: int, path: Path, split: str) -> Example:
+    """Entry `i` of the split's file, each field checked; errors name the file, the question and the field."""
+    qid = require_id(entry, "questionId", path, f"entry #{i}")
+    where = f"question {qid}"
+    image = require_text(entry, "image", path, where)
+    types = entry.get("question_types")
+    return Example(
+        id=qid,
+        images=(ImageRef(f"{split}/{image}", existing_image(path.parent / image, f"{path}: {where}")),),
+        fields={"question": require_text(entry, "question", path, where)},
+        references=answer_strings(require(entry, "answers", path, where), f"{path}: {where}"),
+        meta={"question_type": ",".join(checked_texts(types, "question_types", f"{path}: {where}") if types else ())},
+    )
 
 
 def hf_docvqa(row: Row) -> Example:
     """A lmms-lab/DocVQA row: the same id, question and answers as the official file."""
-    qid = str(row.get("questionId"))
-    return Example(qid, (row.image("image", f"{row.split}/{qid}"),), {"question": str(row.get("question"))},
+    qid = checked_id(row.get("questionId"), "questionId", row.where())
+    question = checked_text(row.get("question"), "question", row.where())
+    return Example(qid, (row.image("image", f"{row.split}/{qid}"),), {"question": question},
                    answer_strings(row.get("answers"), row.where()))
 
 

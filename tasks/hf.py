@@ -79,6 +79,9 @@ def open_split(location: str, split: str):
         return datasets.load_dataset(hub_id, config, split=split)
     except DataError:
         raise
+    except IndexError:  # datasets' load_from_disk on a folder holding a split saved with no rows
+        raise DataError(f"{location}: cannot open Hugging Face dataset split '{split}': a split of the folder "
+                        "holds no rows (datasets cannot load one; leave it out)") from None
     except (FileNotFoundError, ValueError, OSError, ConnectionError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else error.__class__.__name__
         hint = " (name one as hub_id:config)" if "config" in reason.lower() and ":" not in location else ""
@@ -102,5 +105,20 @@ def read_hf_split(spec: HFSpec, location: str, split: str) -> list[Example]:
     """Every row of the split as an Example, in dataset order, without decoding any image."""
     hf_split = spec.splits.get(split, split)
     dataset = open_split(location, hf_split)
+    check_image_columns(dataset, spec, f"{location} [{hf_split}]")
+    if len(dataset) == 0:
+        raise DataError(f"{location} [{hf_split}]: no examples in this split")
     text_only = dataset.remove_columns([c for c in spec.image_columns if c in dataset.column_names])
     return [spec.to_example(Row(values, location, hf_split, index)) for index, values in enumerate(text_only)]
+
+
+def check_image_columns(dataset, spec: HFSpec, where: str) -> None:
+    """A DataError where a column the task reads images from holds something else (text, numbers): the images are
+    decoded only when a prompt shows them, which a scripted or cached run may never do."""
+    import datasets
+
+    for column in spec.image_columns:
+        feature = dataset.features.get(column)
+        if feature is not None and not isinstance(feature, datasets.Image):
+            kind = getattr(feature, "dtype", type(feature).__name__)
+            raise DataError(f"{where}: column '{column}' holds {kind} values, not images")

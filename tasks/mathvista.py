@@ -12,6 +12,7 @@ same columns, the image decoded in `decoded_image`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.choice import mathvista_extract, mathvista_normalize
-from tasks.base import MetricResult, Task, gold_answer, read_json, require
+from tasks.base import (MetricResult, Task, checked_id, checked_text, checked_texts, existing_image, gold_answer, not_empty,
+                        read_json, require, require_id, require_text, type_name)
 from tasks.hf import HFSpec, Row
 from tasks.multiple_choice import accuracy_result, answer_line
 
@@ -28,20 +30,46 @@ PROBLEMS = "{split}.json"
 FIELDS = ("query", "answer", "question_type", "answer_type")
 
 
+QUESTION_TYPES = ("multi_choice", "free_form")
+ANSWER_TYPES = ("integer", "float", "text", "list")
+
+
+def one_of(value: Any, key: str, allowed: Sequence[str], where: str) -> str:
+    """A field that names one of a few kinds (question_type, answer_type), else a DataError naming it."""
+    if checked_text(value, key, where) not in allowed:
+        raise DataError(f"{where}: field '{key}' {value!r} is not one of: {', '.join(allowed)}")
+    return value
+
+
+def checked_precision(value: Any, where: str) -> str:
+    """The decimal places a float answer is rounded to ("" for none): a whole number, as 1.0 or 1 (never a bool)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value != int(value) \
+            or value < 0:
+        raise DataError(f"{where}: field 'precision' {value!r} is not a whole number of decimal places")
+    return str(int(value))
+
+
 def problem_example(pid: str, image: ImageRef, problem: Mapping[str, Any], where: str) -> Example:
-    """One problem; `where` names the file (or dataset row) in errors."""
-    choices = problem.get("choices") or []
-    if problem["question_type"] == "multi_choice" and not choices:
+    """One problem, each field checked; `where` names the file (or dataset row) and problem in errors."""
+    question_type = one_of(problem["question_type"], "question_type", QUESTION_TYPES, where)
+    answer = checked_text(problem["answer"], "answer", where)
+    choices = [] if problem.get("choices") is None else checked_texts(problem["choices"], "choices", where)
+    if question_type == "multi_choice" and not choices:
         raise DataError(f"{where}: a multi_choice problem has no field 'choices'")
-    precision = problem.get("precision")
+    if question_type == "multi_choice" and answer not in choices:
+        raise DataError(f"{where}: field 'answer' {answer!r} is not one of its choices")
     metadata = problem.get("metadata") or {}
+    if not isinstance(metadata, Mapping):
+        raise DataError(f"{where}: field 'metadata' is {type_name(metadata)}, not an object")
     meta = {
-        "question_type": str(problem["question_type"]), "answer_type": str(problem["answer_type"]),
-        "choices": "\n".join(str(c).replace("\n", " ") for c in choices),
-        "precision": "" if precision is None else str(int(precision)),
-        "task": str(metadata.get("task", "")) if isinstance(metadata, Mapping) else "",
+        "question_type": question_type, "answer_type": one_of(problem["answer_type"], "answer_type", ANSWER_TYPES, where),
+        "choices": "\n".join(c.replace("\n", " ") for c in choices),
+        "precision": checked_precision(problem.get("precision"), where),
+        "task": checked_text(metadata.get("task"), "metadata.task", where, optional=True),
     }
-    return Example(pid, (image,), {"question": str(problem["query"])}, (str(problem["answer"]),), meta)
+    return Example(pid, (image,), {"question": checked_text(problem["query"], "query", where)}, (answer,), meta)
 
 
 def load_mathvista(root: Path, split: str) -> list[Example]:
@@ -53,16 +81,17 @@ def load_mathvista(root: Path, split: str) -> list[Example]:
         raise DataError(f"{path}: expected {{pid: problem}} or a list of problems at the top level")
     examples = []
     for i, problem in enumerate(problems):
-        pid = str(require(problem, "pid", path, f"problem #{i}"))
-        for key in (*FIELDS, "image"):
+        pid = require_id(problem, "pid", path, f"problem #{i}")
+        for key in FIELDS:
             require(problem, key, path, f"problem {pid}")
-        image = ImageRef(f"mathvista/{pid}", root / str(problem["image"]))
-        examples.append(problem_example(pid, image, problem, f"{path}: problem {pid}"))
-    return examples
+        where = f"{path}: problem {pid}"
+        file = existing_image(root / require_text(problem, "image", path, f"problem {pid}"), where)
+        examples.append(problem_example(pid, ImageRef(f"mathvista/{pid}", file), problem, where))
+    return not_empty(examples, str(path))
 
 
 def hf_mathvista(row: Row) -> Example:
-    pid = str(row.get("pid"))
+    pid = checked_id(row.get("pid"), "pid", row.where())
     problem = {key: row.get(key) for key in FIELDS}
     problem.update({key: row.values.get(key) for key in ("choices", "precision", "metadata")})
     return problem_example(pid, row.image("decoded_image", f"mathvista/{pid}"), problem, row.where())

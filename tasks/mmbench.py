@@ -31,7 +31,7 @@ from evals.errors import DataError
 from evals.records import SOURCE_ID, Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.choice import LETTERS, circular_scores, mmbench_choice
-from tasks.base import DataSource, MetricResult, Task, ascii_integer, gold_answer
+from tasks.base import DataSource, MetricResult, Task, ascii_integer, checked_text, gold_answer, not_empty
 from tasks.hf import HFSpec, Row
 from tasks.multiple_choice import answer_line, cache_folder, lettered_options, options_of, write_base64_image
 
@@ -53,43 +53,70 @@ def is_original(record: Mapping[str, Any], where: str) -> bool:
     return index < COPY_OFFSET
 
 
+def checked_options(record: Mapping[str, Any], where: str) -> list[str]:
+    """The options A, B, ... in order: strings, and no empty letter before a given one (the answer letter would
+    point at the wrong text)."""
+    given = [letter for letter in LETTERS if present(record.get(letter))]
+    for letter in given:
+        checked_text(record[letter], letter, where)
+    if given != list(LETTERS[: len(given)]):
+        gap = next(letter for letter in LETTERS if letter not in given)
+        raise DataError(f"{where}: option {gap} is empty but option {given[-1]} is not")
+    return [record[letter] for letter in given]
+
+
 def question_example(record: Mapping[str, Any], image: ImageRef, where: str) -> Example:
     """One question with its options in their original order; `where` names the file and record."""
-    options = [str(record[letter]) for letter in LETTERS if present(record.get(letter))]
-    answer = str(record["answer"]).strip()
+    options = checked_options(record, where)
+    answer = checked_text(record["answer"], "answer", where).strip()
     if answer not in LETTERS[: len(options)]:
         raise DataError(f"{where}: field 'answer' {answer!r} is not one of its {len(options)} option letters")
-    hint = str(record["hint"]).strip() if present(record.get("hint")) else ""
-    fields = {"context": f"Hint: {hint}\n" if hint else "", "question": str(record["question"]), "options": lettered_options(options)}
-    meta = {"options": "\n".join(o.replace("\n", " ") for o in options), "category": str(record.get("category") or ""),
+    hint = checked_text(record["hint"], "hint", where).strip() if present(record.get("hint")) else ""
+    question = checked_text(record["question"], "question", where)
+    category = checked_text(record.get("category"), "category", where, optional=True)
+    fields = {"context": f"Hint: {hint}\n" if hint else "", "question": question, "options": lettered_options(options)}
+    meta = {"options": "\n".join(o.replace("\n", " ") for o in options), "category": category,
             "question": str(record["index"]), "pass": "0"}
     return Example(str(record["index"]), (image,), fields, (answer,), meta)
+
+
+def read_tsv(path: Path) -> list[dict[str, str]]:
+    """The TSV's rows as {column: cell}: the header must hold COLUMNS, each row as many cells as the header."""
+    csv.field_size_limit(sys.maxsize)  # the image column holds whole base64 images
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:  # a spreadsheet's byte-order mark
+            reader = csv.reader(handle, delimiter="\t")
+            header = next(reader, None) or []
+            missing = [column for column in COLUMNS if column not in header]
+            if missing:
+                raise DataError(f"{path}: no column '{missing[0]}'")
+            return [row_record(cells, header, path, reader.line_num) for cells in reader if cells]
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise DataError(f"{path}: cannot read as a TSV ({error})") from None
+
+
+def row_record(cells: list[str], header: list[str], path: Path, line: int) -> dict[str, str]:
+    if len(cells) != len(header):  # a shifted row would read one column's cells as another's
+        raise DataError(f"{path}: line {line} has {len(cells)} columns, the header {len(header)}")
+    return dict(zip(header, cells))
 
 
 def load_mmbench(root: Path, split: str) -> list[Example]:
     if split not in FILES:
         raise DataError(f"{root}: MMBench has no split '{split}' here (splits: {', '.join(FILES)})")
     path = root / FILES[split]
-    csv.field_size_limit(sys.maxsize)  # the image column holds whole base64 images
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:  # a spreadsheet's byte-order mark
-            records = list(csv.DictReader(handle, delimiter="\t"))
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise DataError(f"{path}: cannot read as a TSV ({error})") from None
-    missing = [column for column in COLUMNS if records and column not in records[0]]
-    if missing:
-        raise DataError(f"{path}: no column '{missing[0]}'")
+    records = read_tsv(path)
     folder = cache_folder(path)
     examples = []
     for record in records:
         where = f"{path}: index {record['index']}"
         if not is_original(record, where):
             continue
-        image = write_base64_image(folder, str(record["index"]), record["image"] or "", where)
+        image = write_base64_image(folder, str(record["index"]), record["image"], where)
         examples.append(question_example(record, ImageRef(f"mmbench/{record['index']}", image), where))
-    return examples
+    return not_empty(examples, str(path))
 
 
 def hf_mmbench(row: Row) -> Example:
@@ -120,7 +147,7 @@ class CircularTask(Task):
 
     def read(self, source: DataSource, split: str) -> list[Example]:
         # The row reader of a Hugging Face copy cannot skip a row: its copies are dropped here (ids are the index).
-        examples = [e for e in super().read(source, split) if int(e.id) < COPY_OFFSET]
+        examples = not_empty([e for e in super().read(source, split) if int(e.id) < COPY_OFFSET], f"{source.location} [{split}]")
         return [p for e in examples for p in circular_passes(e)] if split == self.query_split else examples
 
 

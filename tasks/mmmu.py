@@ -27,8 +27,8 @@ from pathlib import Path
 from evals.errors import DataError
 from evals.records import Example, GenerationParams
 from evals.registry import TASKS
-from metrics.choice import mmmu_choice, mmmu_open_correct, mmmu_open_predictions, seeded_choice
-from tasks.base import MetricResult, Task, gold_answer
+from metrics.choice import LETTERS, mmmu_choice, mmmu_open_correct, mmmu_open_predictions, seeded_choice
+from tasks.base import MetricResult, Task, checked_id, checked_text, gold_answer
 from tasks.hf import HFSpec, Row, open_split
 from tasks.multiple_choice import accuracy_result, answer_line, lettered_options, options_of
 
@@ -58,17 +58,41 @@ def place_images(text: str, order: list[int]) -> str:
 
 
 def parse_list(text: object, where: str, field: str) -> list[str]:
-    """A Python-list string ("['a', 'b']") as a list of strings; a plain string is a one-item list."""
+    """An open answer: a Python-list string ("['24/7', '3.43']") as its items, a plain string as a one-item list."""
     if isinstance(text, list):
         return [str(item) for item in text]
-    text = str(text).strip()
+    text = checked_text(text, field, where).strip()
     if not text.startswith("["):
         return [text]
+    value = list_literal(text)
+    if value is None:
+        raise DataError(f"{where}: field '{field}' is not a Python list: {text[:60]}")
+    return [str(item) for item in value]
+
+
+def list_literal(text: str) -> list | None:
+    """The list a Python-list literal stands for, else None."""
     try:
         value = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        raise DataError(f"{where}: field '{field}' is not a Python list: {text[:60]}") from None
-    return [str(item) for item in value]
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return value if isinstance(value, list) else None
+
+
+def parse_options(value: object, where: str) -> list[str]:
+    """The options: a list of strings, or a Python-list string of strings ("['red', 'blue']"; "[]" for open questions)."""
+    items = value if isinstance(value, list) else list_literal(value.strip()) if isinstance(value, str) else None
+    if items is None or not all(isinstance(item, str) for item in items):
+        raise DataError(f"{where}: field 'options' is not a Python list of strings: {str(value)[:60]!r}")
+    return items
+
+
+def checked_answers(value: object, options: list[str], question_type: str, where: str) -> list[str]:
+    """The gold answers: an option letter for a multiple-choice question, the open answer(s) otherwise."""
+    answers = parse_list(value, where, "answer")
+    if question_type == "multiple-choice" and (len(answers) != 1 or answers[0] not in LETTERS[: len(options)]):
+        raise DataError(f"{where}: field 'answer' {value!r} is not one of its {len(options)} option letters")
+    return answers
 
 
 def subject_of(example_id: str) -> str:
@@ -77,13 +101,14 @@ def subject_of(example_id: str) -> str:
 
 
 def hf_mmmu(row: Row) -> Example:
-    where, example_id = row.where(), str(row.get("id"))
-    options = parse_list(row.get("options"), where, "options")
-    question_type = str(row.get("question_type"))
+    where = row.where()
+    example_id = checked_id(row.get("id"), "id", where)
+    options = parse_options(row.get("options"), where)
+    question_type = checked_text(row.get("question_type"), "question_type", where)
     if question_type not in INSTRUCTIONS:
         raise DataError(f"{where}: field 'question_type' {question_type!r} is not one of: {', '.join(INSTRUCTIONS)}")
     order: list[int] = []
-    question = place_images(str(row.get("question")), order)
+    question = place_images(checked_text(row.get("question"), "question", where), order)
     shown_options = place_images(lettered_options(options), order) if question_type == "multiple-choice" else ""
     present = image_columns_present(row.location, row.split)[row.index]
     named = [f"image_{n}" for n in order]
@@ -92,7 +117,7 @@ def hf_mmmu(row: Row) -> Example:
         raise DataError(f"{where}: the text names <image {missing[0][6:]}> but column '{missing[0]}' holds no image")
     unnamed = [column for column in present if column not in named]
     images = tuple(row.image(column, f"{example_id}/{column}") for column in unnamed + named)
-    answers = parse_list(row.get("answer"), where, "answer")
+    answers = checked_answers(row.get("answer"), options, question_type, where)
     meta = {"question_type": question_type, "options": "\n".join(o.replace("\n", " ") for o in options),
             "subject": subject_of(example_id)}
     fields = {"question": "<image>" * len(unnamed) + question, "options": shown_options,

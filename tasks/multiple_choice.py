@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -75,6 +76,7 @@ def write_base64_image(folder: Path, name: str, encoded: str, where: str) -> Pat
         return path
     try:
         data = base64.b64decode(encoded, validate=True)
+        decodable_image(data)
     except (binascii.Error, ValueError):
         raise DataError(f"{where}: field 'image' is not base64-encoded image data") from None
     folder.mkdir(parents=True, exist_ok=True)
@@ -82,3 +84,14 @@ def write_base64_image(folder: Path, name: str, encoded: str, where: str) -> Pat
     partial.write_bytes(data)
     partial.replace(path)
     return path
+
+
+def decodable_image(data: bytes) -> None:
+    """Raise ValueError unless `data` opens as an image (its header read, not the pixels): bytes that decode from
+    base64 but hold no image are refused with the record named, not when a prompt first shows them."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        Image.open(io.BytesIO(data)).close()
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
+        raise ValueError(str(error)) from None

@@ -25,7 +25,8 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import order_by_score
-from tasks.base import DataSource, MetricResult, RankQuery, Task, gold_answer, read_json, require
+from tasks.base import (DataSource, MetricResult, RankQuery, Task, checked_text, existing_image, gold_answer,
+                        not_empty, read_json, require, require_list, type_name)
 from tasks.classification import top1_accuracy
 from tasks.hf import HFSpec, Row, open_split
 
@@ -47,14 +48,15 @@ def checked_choices(problem: Mapping[str, Any], where: str) -> tuple[list[str], 
 def problem_example(example_id: str, image: ImageRef, problem: Mapping[str, Any], where: str) -> Example:
     """One problem: fields question, context (the hint), options and solution; the gold choice as reference."""
     choices, answer = checked_choices(problem, where)
-    hint = str(problem.get("hint") or "").strip()
+    hint = checked_text(problem.get("hint"), "hint", where, optional=True).strip()
     fields = {
-        "question": str(problem["question"]),
+        "question": checked_text(problem["question"], "question", where),
         "context": f"\nContext: {hint}" if hint else "",
         "options": "\nOptions: " + " ".join(f"({letter}) {c}" for letter, c in zip(LETTERS, choices)),
-        "solution": str(problem.get("solution") or "").strip(),
+        "solution": checked_text(problem.get("solution"), "solution", where, optional=True).strip(),
     }
-    meta = {"choices": json.dumps(choices), "subject": str(problem.get("subject", "")), "grade": str(problem.get("grade", ""))}
+    meta = {"choices": json.dumps(choices), **{key: checked_text(problem.get(key), key, where, optional=True)
+                                               for key in ("subject", "grade")}}
     return Example(example_id, (image,), fields, (choices[answer],), meta)
 
 
@@ -62,10 +64,17 @@ def image_path(images: Path, problem: Mapping[str, Any], pid: str, split: str, w
     """The problem's image file, checked now so that a missing one is named before any model runs."""
     if not isinstance(problem["image"], str):
         raise DataError(f"{where}: field 'image' is {problem['image']!r}, not a file name or null")
-    path = images / IMAGE.format(split=problem.get("split", split), pid=pid, image=problem["image"])
-    if not path.is_file():
-        raise DataError(f"{where}: image file {path} not found")
-    return path
+    folder = checked_text(problem.get("split", split), "split", where)
+    return existing_image(images / IMAGE.format(split=folder, pid=pid, image=problem["image"]), where)
+
+
+def split_pids(splits: Any, split: str, path: Path) -> list[str]:
+    """The pids pid_splits.json lists under `split`, each an integer or a string."""
+    pids = require_list(splits, split, path, "the top level")
+    for i, pid in enumerate(pids):
+        if isinstance(pid, bool) or not isinstance(pid, (int, str)):
+            raise DataError(f"{path}: '{split}' entry #{i} is {type_name(pid)}, not an integer or a string")
+    return [str(pid) for pid in pids]
 
 
 def load_scienceqa(root: Path, split: str) -> list[Example]:
@@ -73,11 +82,11 @@ def load_scienceqa(root: Path, split: str) -> list[Example]:
     problems_path, splits_path = root / PROBLEMS, root / PID_SPLITS
     images = root / IMAGES if (root / IMAGES).is_dir() else root
     problems, splits = read_json(problems_path), read_json(splits_path)
-    pids = require(splits, split, splits_path, "the top level")
+    pids = split_pids(splits, split, splits_path)
     if not isinstance(problems, Mapping):
         raise DataError(f"{problems_path}: expected a JSON object {{pid: problem}} at the top level")
     examples = []
-    for pid in map(str, pids):
+    for pid in pids:
         if pid not in problems:
             raise DataError(f"{problems_path}: no problem {pid} (listed under '{split}' in {splits_path.name})")
         problem = problems[pid]
@@ -114,7 +123,8 @@ class ImageSubsetTask(Task):
     """A task over the examples that have an image, from official files or a Hugging Face copy alike."""
 
     def read(self, source: DataSource, split: str) -> list[Example]:
-        return [e for e in super().read(source, split) if e.images]
+        examples = [e for e in super().read(source, split) if e.images]
+        return not_empty(examples, f"{source.location} [{split}], its problems with an image")
 
 
 def choices_of(example: Example) -> tuple[str, ...]:
