@@ -44,7 +44,12 @@ SEEDS_HELP = ("Seeds for shot selection: a count N (seeds 0..N-1) or a comma-sep
               "Default: 0.")
 MODEL_ARGS_HELP = ("Model loading options, key=value,...: dtype (fp32/bf16/fp16), attn_implementation (eager, sdpa, "
                    "flash_attention_2), load_in_4bit, revision, local_files_only, trust_remote_code; IDEFICS2: "
-                   "do_image_splitting, longest_edge. Recorded with every result.")
+                   "do_image_splitting, longest_edge. One model over several devices: device_map=auto (or sequential), "
+                   "max_memory=70GiB (each GPU of the process) or 0:70GiB;1:60GiB;cpu:200GiB, offload_folder=PATH "
+                   "(disk). Recorded with every result.")
+GPUS_PER_PROCESS_HELP = ("With --model-args device_map=auto: the GPUs each process spreads its copy of the model over; "
+                         "rank r (LOCAL_RANK) gets GPUs r*N .. r*N+N-1 of its node. Default: the node's GPUs divided "
+                         "among its processes.")
 CONFIG_HELP = ("A sweep file (TOML): models, tasks, shots, seeds, selection and any other option of this command "
                "(see evals/sweep.py); flags given here override it.")
 
@@ -76,6 +81,7 @@ def run(
     data_dir: Annotated[Optional[Path], typer.Option(help="Root holding each benchmark's folder (e.g. DIR/vqav2).")] = None,
     output_dir: Annotated[Path, typer.Option(help="Where cell records and per-sample JSONL are written.")] = Path("eval-results"),
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda:0.")] = "cpu",
+    gpus_per_process: Annotated[Optional[int], typer.Option(help=GPUS_PER_PROCESS_HELP)] = None,
     dtype: Annotated[Optional[str], typer.Option(help="Model weights dtype: float32, bfloat16 or float16 (the same as "
                                                       "--model-args dtype=...). Default: float32.")] = None,
     model_args: Annotated[Optional[str], typer.Option(help=MODEL_ARGS_HELP)] = None,
@@ -140,7 +146,7 @@ def run_sweep(spec, overwrite: bool, auto_batch: bool = False, verbose: bool = F
     from evals import crash, runlog
     from evals.distributed import current_world
 
-    world = current_world(spec.device)
+    world = current_world(spec.device, spec.gpus_per_process or 1)
     with crash.logs_into(spec.output_dir), runlog.captured(spec.output_dir, verbose, world.rank):
         evaluate_models(spec, world, overwrite, auto_batch)
 
@@ -157,7 +163,8 @@ def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
     from evals.sweep import model_options, run_settings
 
     options = model_options(spec)
-    spec = replace(spec, device=check_device(local_device(spec.device, world)))  # before any model loads
+    spread = options.device_map is not None  # one model over the process's GPUs: evals.placement picks them
+    spec = replace(spec, device=check_device(local_device(spec.device, world, spread)))  # before any model loads
     load_task_modules(list(spec.task_modules))
     task_names = list(spec.tasks) or suite_tasks(DEMO_SUITE)
     for name in [*task_names, *spec.sources]:

@@ -27,6 +27,11 @@ class World:
     size: int = 1
     local_rank: int = 0
     backend: str = "gloo"
+    gpus_per_process: int = 1  # the rank's GPUs are local_rank*N .. local_rank*N+N-1 of its node (evals.placement)
+
+    @property
+    def first_gpu(self) -> int:
+        return self.local_rank * self.gpus_per_process
 
     @property
     def main(self) -> bool:
@@ -37,15 +42,15 @@ class World:
         return self.size > 1
 
 
-def current_world(device: str = "cpu") -> World:
+def current_world(device: str = "cpu", gpus_per_process: int = 1) -> World:
     """The world the launcher describes in the environment (one process when it describes none)."""
     size = env_int("WORLD_SIZE", 1)
     if size == 1:
-        return World()
+        return World(gpus_per_process=gpus_per_process)
     rank, local_rank = env_int("RANK", 0), env_int("LOCAL_RANK", 0)
     if not 0 <= rank < size:
         raise ConfigError(f"environment: RANK={rank} is not below WORLD_SIZE={size}")
-    return World(rank, size, local_rank, "nccl" if device.startswith("cuda") else "gloo")
+    return World(rank, size, local_rank, "nccl" if device.startswith("cuda") else "gloo", gpus_per_process)
 
 
 def env_int(name: str, default: int) -> int:
@@ -58,10 +63,11 @@ def env_int(name: str, default: int) -> int:
         raise ConfigError(f"environment: {name}={text!r} is not an integer") from None
 
 
-def local_device(device: str, world: World) -> str:
-    """`cuda` names this process's own GPU (cuda:LOCAL_RANK) when several processes run; anything else is kept."""
-    if device == "cuda" and world.parallel:
-        return f"cuda:{world.local_rank}"
+def local_device(device: str, world: World, spread: bool = False) -> str:
+    """`cuda` names this process's own (first) GPU when several processes run; anything else is kept. A model spread
+    over the process's GPUs (`spread`: device_map) keeps `cuda`, its GPUs planned by evals.placement."""
+    if device == "cuda" and world.parallel and not spread:
+        return f"cuda:{world.first_gpu}"
     return device
 
 
@@ -118,7 +124,7 @@ def process_group(world: World):
         if world.backend == "nccl":
             import torch
 
-            torch.cuda.set_device(world.local_rank)  # nccl object collectives use the current device
+            torch.cuda.set_device(world.first_gpu)  # nccl object collectives use the current device
         dist.init_process_group(world.backend, rank=world.rank, world_size=world.size)
         atexit.register(close, world)  # a group left open aborts the process at exit (its threads still run)
     return dist

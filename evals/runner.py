@@ -250,7 +250,7 @@ def cell_integrity(plan: CellPlan, shares: Sequence[Share]) -> dict[str, int]:
 
 def scored_queries(task: Task, data: TaskData, failed: Mapping[str, str]) -> list[Example]:
     queries = [q for q in data.queries if q.id not in failed]
-    if not queries:
+    if not queries:  # load_task_data refused an empty split: here every sample failed
         raise DataError(f"task '{task.name}': every sample failed (first: {next(iter(failed.values()))})")
     return queries
 
@@ -300,6 +300,8 @@ def load_task_data(task: Task, settings: RunSettings) -> TaskData:
     source = task.source(settings.data_dir, settings.sources.get(task.name))
     support = task.read(source, task.support_split)
     queries = task.read(source, task.query_split)
+    if not queries:  # a reader or filter left nothing (an empty split of a hub copy, a subset with no images)
+        raise DataError(f"task '{task.name}': its query split '{task.query_split}' has no samples to evaluate")
     if settings.limit is not None:
         queries = queries[: settings.limit]
     return TaskData(support, queries, {e.id: e for e in support}, fingerprint(support), fingerprint(queries))
@@ -395,5 +397,5 @@ def cell_protocol(
         candidate_text="n/a" if generate else f"answer + closing {template.closing!r}" if score_closing else "answer only",
         metric=variant or task.metric.__name__,
         postprocess=(task.postprocess if generate else task.decide).__name__,
-        model_args=model_args(model),
+        model_args=model_args(model), placement=getattr(model, "placement", {}),
     )

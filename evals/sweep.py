@@ -44,6 +44,7 @@ class SweepSpec:
     data_dir: Path | None = None
     output_dir: Path = Path("eval-results")
     device: str = "cpu"
+    gpus_per_process: int | None = None  # None: the node's GPUs divided among its processes (with device_map)
     dtype: str | None = None  # None: float32, or what model_args says
     model_args: Mapping[str, str] = field(default_factory=dict)  # --model-args key=value,... (evals/models/options.py)
     prompt_format: str | None = None
@@ -182,9 +183,11 @@ def to_model_args(value: Any, where: str) -> dict[str, str]:
 
 def model_options(spec: SweepSpec):
     """The loading options of every model of the sweep (evals.models.options.ModelOptions); --dtype is an alias."""
+    from dataclasses import replace
+
     from evals.models.options import parse_model_args
 
-    return parse_model_args(spec.model_args, dtype=spec.dtype)
+    return replace(parse_model_args(spec.model_args, dtype=spec.dtype), gpus_per_process=spec.gpus_per_process)
 
 
 def to_count(minimum: int) -> Callable[[Any, str], int]:
@@ -234,7 +237,7 @@ def optional(convert: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
 CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "models": to_models, "tasks": to_names, "shots": to_ints, "seeds": to_seeds, "selection": to_names,
     "limit": optional(to_count(1)), "batch_size": to_count(1), "data_dir": optional(to_path), "output_dir": to_path,
-    "device": to_str, "dtype": optional(to_str), "model_args": to_model_args, "prompt_format": optional(to_str), "embedder": to_str,
+    "device": to_str, "gpus_per_process": optional(to_count(1)), "dtype": optional(to_str), "model_args": to_model_args, "prompt_format": optional(to_str), "embedder": to_str,
     "rices_order": one_of("ascending", "descending"), "rices_dedup_images": to_bool, "rices_index": one_of("exact", "ivf"),
     "cache_dir": optional(to_path), "sources": to_sources, "loglik": optional(to_str), "score_closing": to_bool,
     "metric_variants": to_names, "task_modules": to_paths, "skip_bad_samples": to_bool,

@@ -65,7 +65,7 @@ class Comparison:
     def version_note(self) -> str | None:
         if not self.version_changes:
             return None
-        return "note: package versions differ (shown, not compared): " + ", ".join(self.version_changes)
+        return "note: package versions or placement differ (shown, not compared): " + ", ".join(self.version_changes)
 
 
 def compare(
@@ -94,13 +94,16 @@ def compare(
 
 def version_changes(pairs: Sequence[tuple[CellRecord, CellRecord]]) -> tuple[str, ...]:
     """`name baseline -> current` for every package whose recorded version differs in some (baseline, current) pair
-    of cells, each change once, in name order."""
+    of cells, and for the devices the weights sat on, each change once, in name order."""
     changes: set[tuple[str, str, str]] = set()
     for old, new in pairs:
         before, after = old.protocol.get("versions") or {}, new.protocol.get("versions") or {}
         for name in before.keys() | after.keys():
             if before.get(name) != after.get(name):
                 changes.add((name, str(before.get(name, "absent")), str(after.get(name, "absent"))))
+        placed = [", ".join(r.protocol.get("placement", {}).get("devices", [])) for r in (old, new)]
+        if all(placed) and placed[0] != placed[1]:  # records older than v6 say nothing of where the weights sat
+            changes.add(("placement", *placed))
     return tuple(f"{name} {old} -> {new}" for name, old, new in sorted(changes))
 
 

@@ -140,6 +140,9 @@ def check_protocol_types(protocol: Mapping[str, Any], path: Path) -> None:
     for name, kind in protocol_field_types().items():
         if name in protocol and not is_a(protocol[name], kind):
             raise DataError(f"{path}: field 'protocol.{name}' must be {JSON_TYPES[kind]}, got {show(protocol[name])}")
+    devices = protocol.get("placement", {}).get("devices", [])
+    if not isinstance(devices, list) or not all(isinstance(d, str) for d in devices):
+        raise DataError(f"{path}: field 'protocol.placement.devices' must be a list of device names, got {show(devices)}")
 
 
 JSON_TYPES = {str: "a string", int: "an integer", dict: "an object"}

@@ -24,8 +24,10 @@ from evals.models.options import NOT_COMPARED_OPTIONS
 #    dtype is recorded there too where set, compared as the dtype field).
 # 5: integrity ({"journal_entries_rejected": n, "feature_cache_entries_rejected": m}: stored intermediates that failed
 #    their checksum or shape check and were recomputed; provenance, never compared or scored).
-SCHEMA_VERSION = 5
-READABLE_VERSIONS = (2, 3, 4, 5)  # older records read with the defaults of what they lack (git commit "unknown", no failures, model_args {})
+# 6: protocol.placement ({"devices": [...], "blocks_per_device": {...}}: where the model's weights sat; provenance,
+#    shown by `evals compare`, never compared).
+SCHEMA_VERSION = 6
+READABLE_VERSIONS = (2, 3, 4, 5, 6)  # older records read with the defaults of what they lack (git commit "unknown", no failures, model_args {})
 GIT_TIMEOUT_SECONDS = 2.0
 
 
@@ -96,6 +98,9 @@ class Protocol:
     # The model's loading options away from their defaults (attention, 4-bit, revision, image splitting, ...), as the
     # runner reads them off the model (evals.models.options.model_args); {} for the defaults and in v2/v3 records.
     model_args: dict[str, Any] = field(default_factory=dict)
+    # Devices the weights were spread over and the blocks on each (evals.models.bigmodel.placement_record); {} for a
+    # model without devices (the scripted test model) and in records older than v6.
+    placement: dict[str, Any] = field(default_factory=dict)
 
     def comparable(self) -> dict[str, Any]:
         """The fields that decide a cell's numbers: two results belong in one column when these agree
@@ -109,9 +114,9 @@ class Protocol:
         return "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-NOT_COMPARED = frozenset({"versions", "git_commit", "seed"})
+NOT_COMPARED = frozenset({"versions", "git_commit", "seed", "placement"})
 # Protocol fields that records of older schema versions lack, read as what those records meant.
-OLDER_PROTOCOL_DEFAULTS: dict[str, Any] = {"git_commit": "unknown", "model_args": {}}
+OLDER_PROTOCOL_DEFAULTS: dict[str, Any] = {"git_commit": "unknown", "model_args": {}, "placement": {}}
 
 
 def compared_protocol(protocol: Mapping[str, Any]) -> dict[str, Any]:

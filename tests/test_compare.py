@@ -100,7 +100,7 @@ def test_a_protocol_change_fails_unless_allowed(tmp_path, evals):
     line = next(line for line in out.splitlines() if "demo_vqa 0-shot" in line and "protocol" in line)
     assert "protocol: template_hash" in line and "'a34fa499d5b9'" in line and "'ffffffffffff'" in line
     assert "protocol: versions" not in out  # package versions are provenance, never a protocol change: a note
-    assert "note: package versions differ (shown, not compared): evals 0.1.0 -> absent, python 3.11.7 -> 3.13.0" in out
+    assert "note: package versions or placement differ (shown, not compared): evals 0.1.0 -> absent, python 3.11.7 -> 3.13.0" in out
     code, out, _ = evals("compare", current, baseline, "--allow-protocol-change")
     assert code == 0 and "changed (allowed)" in out
 
@@ -154,7 +154,7 @@ def test_package_versions_that_differ_are_noted_not_judged(tmp_path, evals, chan
     current, baseline = two_runs(tmp_path, {**SAME, **change}, versions={**NEWER, "evals": "0.2.0"})
     code, out, _ = evals("compare", current, baseline)
     assert code == status
-    note = "note: package versions differ (shown, not compared): evals 0.1.0 -> 0.2.0, transformers absent -> 5.25.0"
+    note = "note: package versions or placement differ (shown, not compared): evals 0.1.0 -> 0.2.0, transformers absent -> 5.25.0"
     assert note in out.splitlines()
     assert ("gate passed" in out) == (status == 0)
 

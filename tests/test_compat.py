@@ -165,3 +165,10 @@ def test_clip_image_features(tmp_path):
     with torch.inference_mode():
         features = compat.clip_image_features(model, torch.rand(3, 3, 32, 32))
     assert isinstance(features, torch.Tensor) and features.shape == (3, 8)
+
+
+def test_no_split_modules(tiny_idefics):
+    """A device map keeps IDEFICS' decoder, cross-attention and vision layers whole: the classes exist in the model."""
+    found = compat.no_split_modules(tiny_idefics.model)
+    classes = {type(m).__name__ for m in tiny_idefics.model.modules()}
+    assert {"IdeficsDecoderLayer", "IdeficsGatedCrossAttentionLayer", "IdeficsVisionEncoderLayer"} <= set(found) <= classes

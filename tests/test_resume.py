@@ -376,7 +376,7 @@ def test_record_schema_v4_timing_failures_and_reading_back(tmp_path):
     (result,) = run(ScriptedModel(), ["demo_vqa"], RunSettings(shots=(2,), limit=4, output_dir=tmp_path))
     (path,) = records(tmp_path)
     data = json.loads(path.read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 5
+    assert data["schema_version"] == SCHEMA_VERSION == 6
     assert data["integrity"] == {"journal_entries_rejected": 0, "feature_cache_entries_rejected": 0}
     v4 = {k: v for k, v in data.items() if k != "integrity"} | {"schema_version": 4}
     assert CellResult.from_dict(v4, "v4.json").integrity == data["integrity"]  # a v4 record reads, claiming nothing found

@@ -148,3 +148,13 @@ def clip_image_features(model, pixel_values):
     whose `pooler_output` holds it. Test: test_compat.py::test_clip_image_features."""
     features = model.get_image_features(pixel_values=pixel_values)
     return features if not hasattr(features, "pooler_output") else features.pooler_output
+
+
+# --- placement over devices -------------------------------------------------------------------------------------------
+
+
+def no_split_modules(model) -> list[str]:
+    """The block classes a device map must keep whole (a decoder layer, a cross-attention layer): the model class's
+    `_no_split_modules`, which transformers' own device_map="auto" reads (a list or a set, by release).
+    Test: test_compat.py::test_no_split_modules."""
+    return sorted(getattr(model, "_no_split_modules", None) or [])

@@ -15,6 +15,7 @@ from evals.images import load_image
 from evals.models import compat
 from evals.models import scoring_common as scoring
 from evals.models.base import ModelInfo
+from evals.models.bigmodel import inputs_device, placement_kwargs
 from evals.models.families import checkpoint_config, first_lines
 from evals.models.options import ModelOptions, check_family_options, from_pretrained_kwargs, processor_kwargs
 from evals.models.scoring_common import (
@@ -49,6 +50,8 @@ def load_pretrained(processor_class, model_class, checkpoint: str | Path, device
     _, config_file = checkpoint_config(str(checkpoint), options)  # readable, sane sizes, a hub id in the cache
     check_weight_files(Path(checkpoint))
     try:
+        if options.device_map is not None:  # planned (and refused if impossible) before any weights load
+            model_kwargs.update(placement_kwargs(model_class, checkpoint, device, options, what))
         processor = processor_class.from_pretrained(str(checkpoint), **processor_kwargs(options))
         model = model_class.from_pretrained(str(checkpoint), **model_kwargs)
     except StrictDataclassError as error:  # transformers' config classes check each field's type as they are built
@@ -58,7 +61,7 @@ def load_pretrained(processor_class, model_class, checkpoint: str | Path, device
                         f"({first_lines(error)})") from None
     except (OSError, ValueError) as error:
         raise EvalsError(f"cannot load {what} checkpoint '{checkpoint}': {first_lines(error, 1)}") from None
-    if not options.load_in_4bit:  # a quantized model was placed at load and cannot be moved
+    if not options.load_in_4bit and options.device_map is None:  # those were placed at load and stay there
         model = model.to(device)
     return processor, model.eval()
 
@@ -109,7 +112,7 @@ class IdeficsModel(ProcessorModel):
         name = name or str(checkpoint)
         prompt_format = "idefics-instruct" if "instruct" in name.lower() else "idefics"
         info = ModelInfo(name, "idefics", checkpoint_revision(str(checkpoint), model), options.dtype, prompt_format)
-        loaded = cls(model, processor, info, device)
+        loaded = cls(model, processor, info, inputs_device(model, device, options))
         loaded.options = options
         return loaded
 

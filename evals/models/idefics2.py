@@ -17,6 +17,7 @@ from evals.images import load_image
 from evals.models import compat
 from evals.models import scoring_common as scoring
 from evals.models.base import ModelInfo
+from evals.models.bigmodel import inputs_device
 from evals.models.idefics import check_prompt_lengths, checkpoint_revision, load_pretrained, stop_token_ids
 from evals.models.options import ModelOptions, check_family_options
 from evals.models.scoring_common import SCORE_TOKEN_BUDGET, ProcessorModel, Row, check_request, reduce, right_padded
@@ -81,7 +82,7 @@ class Idefics2Model(ProcessorModel):
         name = name or str(checkpoint)
         prompt_format = "idefics2" if "base" in Path(name).name.lower() else "idefics2-chat"
         info = ModelInfo(name, "idefics2", checkpoint_revision(str(checkpoint), model), options.dtype, prompt_format)
-        return cls(model, processor, info, device, options)
+        return cls(model, processor, info, inputs_device(model, device, options), options)
 
     def encode(self, prompts: Sequence[Prompt], extra_tokens: Sequence[int], extra_what: str):
         """Processor inputs for a batch (left-padded); nothing truncated: too long a prompt is a DataError."""

@@ -1,4 +1,5 @@
-"""Model loading options (`--model-args key=value,...`): dtype, attention, 4-bit, revision, family-specific ones.
+"""Model loading options (`--model-args key=value,...`): dtype, attention, 4-bit, revision, placement over devices,
+family-specific ones.
 
 Parsed into a typed `ModelOptions`, checked before any weights load (a missing optional package says what to
 install), turned into `from_pretrained` keyword arguments, and recorded with every result.
@@ -8,7 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from evals.errors import ConfigError
@@ -17,8 +18,8 @@ DTYPE_ALIASES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16"
                  "float16": "float16", "fp16": "float16", "half": "float16"}
 ATTENTION = ("eager", "sdpa", "flash_attention_2")
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-# Options that say where the weights came from, not what they compute: recorded, not compared across results.
-PROVENANCE_OPTIONS = frozenset({"local_files_only"})
+# Options that say where the weights came from or where they sit, not what they compute: recorded, not compared.
+PROVENANCE_OPTIONS = frozenset({"local_files_only", "device_map", "max_memory", "offload_folder"})
 # Options compared through a Protocol field of their own (dtype), so a change is reported once, under that field.
 OWN_FIELD_OPTIONS = frozenset({"dtype"})
 NOT_COMPARED_OPTIONS = PROVENANCE_OPTIONS | OWN_FIELD_OPTIONS
@@ -36,20 +37,24 @@ class ModelOptions:
     trust_remote_code: bool = False
     do_image_splitting: bool | None = None  # IDEFICS2: each image also as 4 crops (None: the processor's setting)
     longest_edge: int | None = None  # IDEFICS2: resize so the longest image side is at most this (None: the processor's)
+    device_map: str | None = None  # auto | sequential: one copy spread over the process's GPUs (or CPU and disk)
+    max_memory: str | None = None  # with device_map: the weights each device may hold (evals.placement.MemoryLimits)
+    offload_folder: str | None = None  # with device_map: blocks that fit nowhere else are kept here and read per use
+    # Not a --model-args key: `evals run --gpus-per-process` (None: the node's GPUs divided among its processes).
+    gpus_per_process: int | None = None
 
     def recorded(self) -> dict[str, Any]:
         """What a result records: every option set away from its default, so a run with the defaults records {} as
         records written before these options existed do. dtype too (`dtype=bf16` is what the user passed, and where
         they look for it), although the Protocol's own dtype field is what the comparisons read."""
         defaults = ModelOptions()
-        return {k: v for k, v in asdict(self).items() if v != getattr(defaults, k)}
+        return {k: v for k, v in asdict(self).items() if v != getattr(defaults, k) and k in CONVERTERS}
 
     def set_keys(self) -> list[str]:
         """The options set beyond dtype, which every model takes."""
         return sorted(k for k in self.recorded() if k not in OWN_FIELD_OPTIONS)
 
 
-OPTION_NAMES = tuple(f.name for f in fields(ModelOptions))
 
 
 def to_bool(key: str, text: str) -> bool:
@@ -78,10 +83,28 @@ def to_positive_int(key: str, text: str) -> int:
     return int(text)
 
 
+def to_device_map(key: str, text: str) -> str:
+    from evals.placement import DEVICE_MAPS
+
+    if text not in DEVICE_MAPS:
+        raise ConfigError(f"--model-args {key}: unknown placement '{text}' (choose from {', '.join(DEVICE_MAPS)})")
+    return text
+
+
+def to_memory_limits(key: str, text: str) -> str:
+    """Kept as written (it is recorded so); parsed here only to refuse a malformed one before anything loads."""
+    from evals.placement import MemoryLimits
+
+    MemoryLimits.parse(text)
+    return text
+
+
 CONVERTERS = {
     "dtype": to_dtype, "attn_implementation": to_attention, "load_in_4bit": to_bool, "revision": lambda k, t: t,
     "local_files_only": to_bool, "trust_remote_code": to_bool, "do_image_splitting": to_bool, "longest_edge": to_positive_int,
+    "device_map": to_device_map, "max_memory": to_memory_limits, "offload_folder": lambda k, t: t,
 }
+OPTION_NAMES = tuple(CONVERTERS)
 
 
 def split_pairs(text: str) -> dict[str, str]:
@@ -107,12 +130,24 @@ def parse_model_args(values: str | Mapping[str, Any], dtype: str | None = None) 
     if unknown:
         raise ConfigError(f"--model-args: unknown key '{unknown[0]}' (valid keys: {', '.join(OPTION_NAMES)})")
     options = ModelOptions(**{k: CONVERTERS[k](k, v) for k, v in pairs.items()})
+    check_placement_options(options)
     if dtype is not None:
         alias = to_dtype("dtype", dtype)
         if "dtype" in pairs and options.dtype != alias:
             raise ConfigError(f"--dtype {dtype} and --model-args dtype={pairs['dtype']} disagree: give one")
         options = replace(options, dtype=alias)
     return options
+
+
+def check_placement_options(options: ModelOptions) -> None:
+    """max_memory and offload_folder only mean something for a model spread by device_map; 4-bit weights are placed
+    whole on --device at load, so they cannot be spread as well."""
+    if options.device_map is None:
+        given = [k for k in ("max_memory", "offload_folder") if getattr(options, k) is not None]
+        if given:
+            raise ConfigError(f"--model-args {given[0]} needs device_map=auto (or sequential) to place the model by")
+    elif options.load_in_4bit:
+        raise ConfigError("--model-args load_in_4bit=true places the whole model on --device: drop device_map, or load_in_4bit")
 
 
 def check_family_options(options: ModelOptions, family: str, accepted: frozenset[str]) -> None:
@@ -136,6 +171,8 @@ def from_pretrained_kwargs(options: ModelOptions, device: str) -> dict[str, Any]
         kwargs["attn_implementation"] = options.attn_implementation
     if options.load_in_4bit:
         kwargs.update(quantization_kwargs(options, device))
+    if options.device_map is not None and importlib.util.find_spec("accelerate") is None:
+        raise ConfigError("device_map needs the accelerate package: pip install accelerate")
     return kwargs
 
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from evals.errors import ConfigError
 from evals.models.base import LOGLIK_REDUCTIONS, ModelInfo
+from evals.models.bigmodel import placement_record
 
 BANNED_TOKENS = ("<image>", "<fake_token_around_image>")
 # Tokens (rows x (prompt + candidate)) per candidate forward in `score`: each row holds its own copy of
@@ -33,6 +34,7 @@ class ProcessorModel:
         self.tokenizer.padding_side = "left"  # generation continues from the right edge of every row
         self.info = info
         self.device = device
+        self.placement = placement_record(model, device)  # provenance for the record
         vocab = self.tokenizer.get_vocab()
         self.bad_words_ids = [[vocab[t]] for t in BANNED_TOKENS if t in vocab]
 
