@@ -187,9 +187,10 @@ def read_json(path: Path) -> Any:
     return parse_json(read_text(path), path)
 
 
-def read_jsonl(path: Path) -> list[Any]:
-    """Each line's JSON value, a malformed line named by its number."""
-    return [parse_json(line, path, number) for number, line in enumerate(read_text(path).splitlines(), start=1)
+def read_jsonl(path: Path) -> list[tuple[int, Any]]:
+    """(line number, JSON value) for each non-blank line: the number counts blank lines too, so an error about a
+    record names the line an editor shows, wherever blank lines fall; a malformed line is named by its number."""
+    return [(number, parse_json(line, path, number)) for number, line in enumerate(read_text(path).splitlines(), start=1)
             if line.strip()]
 
 

@@ -14,8 +14,8 @@ from typing import Any
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
-from tasks.base import (FileReader, MetricResult, Task, cut_at_stop_words, optional_text, read_json, require, require_id,
-                        require_list, require_text, require_texts, some_records, type_name)
+from tasks.base import (FileReader, MetricResult, Task, checked_id, checked_text, cut_at_stop_words, optional_text, read_json,
+                        require, require_id, require_list, require_text, require_texts, some_records, type_name)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "captioning"
@@ -223,6 +223,11 @@ def caption_hf(splits: Mapping[str, str], hub_id: str, example_id: Callable[[Row
     return HFSpec(to_example=to_example, splits=splits, image_columns=("image",), hub_id=hub_id)
 
 
+def row_text(row: Row, key: str) -> str:
+    """A hub row's text field that builds an id or an image path: a number, list or null is refused, not written in."""
+    return checked_text(row.get(key), key, row.where())
+
+
 def caption_task(name: str, paper: str, files: FileReader, **overrides) -> Task:
     """Declare and register a captioning benchmark; a new one is a call to this."""
     settings = {
@@ -237,13 +242,14 @@ def caption_task(name: str, paper: str, files: FileReader, **overrides) -> Task:
 COCO_FILES = KarpathyFiles("dataset_coco.json", "{filepath}/{filename}", "cocoid")
 FLICKR_FILES = KarpathyFiles("dataset_flickr30k.json", "flickr30k_images/{filename}", "filename")
 NOCAPS_FILES = BorrowedSupport(CocoStyleCaptions("nocaps_{split}_4500_captions.json", "{split}/{file_name}"), COCO_FILES, "coco")
-COCO_HF = caption_hf({"train": "train", "test": "test"}, "HuggingFaceM4/COCO", lambda r: str(r.get("cocoid")),
-                     lambda r: f"{r.get('filepath')}/{r.get('filename')}", ("sentences_raw", "sentences"))
+COCO_HF = caption_hf({"train": "train", "test": "test"}, "HuggingFaceM4/COCO",
+                     lambda r: checked_id(r.get("cocoid"), "cocoid", r.where()),
+                     lambda r: f"{row_text(r, 'filepath')}/{row_text(r, 'filename')}", ("sentences_raw", "sentences"))
 
 caption_task("coco", "Chen et al. 2015, arXiv 1504.00325 (Karpathy split)", COCO_FILES, data_folder="coco", hf=COCO_HF)
 caption_task("flickr30k", "Young et al. 2014, TACL 2 (Karpathy split)", FLICKR_FILES, data_folder="flickr30k",
-             hf=caption_hf({"train": "train", "test": "test"}, "", lambda r: Path(str(r.get("filename"))).stem,
-                           lambda r: f"flickr30k_images/{r.get('filename')}", ("sentences_raw", "sentences", "caption")))
+             hf=caption_hf({"train": "train", "test": "test"}, "", lambda r: Path(row_text(r, "filename")).stem,
+                           lambda r: f"flickr30k_images/{row_text(r, 'filename')}", ("sentences_raw", "sentences", "caption")))
 caption_task("nocaps", "Agrawal et al. 2019, arXiv 1812.08658", NOCAPS_FILES, data_folder="nocaps",
              support_split=NOCAPS_FILES.support_split, query_split="val")
 caption_task("textcaps", "Sidorov et al. 2020, arXiv 2003.12462", TextCapsFiles(), data_folder="textcaps", query_split="val")

@@ -149,7 +149,7 @@ def hf_class_example(row: Row) -> Example:
     """A row with `image` and a ClassLabel `label` (ImageNet-1k, Rendered SST2 on the hub)."""
     names, key = hf_class_list(row.location, row.split)
     label = row.get("label")
-    if not isinstance(label, int) or not 0 <= label < len(names):
+    if isinstance(label, bool) or not isinstance(label, int) or not 0 <= label < len(names):
         raise DataError(f"{row.where()}: label {label!r} is not a class index 0..{len(names) - 1} (an unlabelled split?)")
     example_id = f"{row.split}/{row.index}"
     return class_example(example_id, row.image("image", example_id), names[label], key)

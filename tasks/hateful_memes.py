@@ -22,7 +22,8 @@ from evals.errors import ConfigError, DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, roc_auc, yes_probability
-from tasks.base import MetricResult, RankQuery, Task, gold_answer, read_jsonl, require, require_id, require_text, some_records
+from tasks.base import (MetricResult, RankQuery, Task, checked_id, checked_text, gold_answer, read_jsonl, require, require_id,
+                        require_text, some_records)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "hateful_memes"
@@ -46,7 +47,7 @@ def split_file(root: Path, split: str) -> Path:
 def load_memes(root: Path, split: str) -> list[Example]:
     path = split_file(root, split)
     examples, seen = [], set()
-    for n, record in enumerate(some_records(read_jsonl(path), path, "memes"), start=1):
+    for n, record in some_records(read_jsonl(path), path, "memes"):
         meme_id, label = require_id(record, "id", path, f"line {n}"), require(record, "label", path, f"line {n}")
         img, text = (require_text(record, key, path, f"line {n}") for key in ("img", "text"))
         if meme_id in seen:
@@ -58,8 +59,8 @@ def load_memes(root: Path, split: str) -> list[Example]:
 
 def hf_meme(row: Row) -> Example:
     """A row with `id`, `image`, `text` and `label` (0/1, or a ClassLabel with not-hateful/hateful)."""
-    meme_id = str(row.get("id"))
-    return meme_example(meme_id, row.image("image", f"img/{meme_id}"), str(row.get("text")), row.get("label"), row.where())
+    meme_id, text = checked_id(row.get("id"), "id", row.where()), checked_text(row.get("text"), "text", row.where())
+    return meme_example(meme_id, row.image("image", f"img/{meme_id}"), text, row.get("label"), row.where())
 
 
 def yes_no_query(example: Example) -> list[RankQuery]:

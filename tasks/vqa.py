@@ -14,8 +14,8 @@ from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.vqa import clean_whitespace, process_answer
-from tasks.base import (FileReader, Task, cut_at_stop_words, optional_text, read_json, require, require_id, require_list,
-                        require_text, require_texts, some_records)
+from tasks.base import (FileReader, Task, checked_id, checked_text, checked_texts, cut_at_stop_words, optional_text, read_json,
+                        require, require_id, require_list, require_text, require_texts, some_records)
 from tasks.hf import HFSpec, Row
 from tasks.vqa_metrics import score_textvqa_accuracy, score_vizwiz_accuracy, score_vqa, score_vqa_stemmed, score_vqav2_rule
 
@@ -207,21 +207,29 @@ def vqa_hf(splits: Mapping[str, str], hub_id: str) -> HFSpec:
     ours = {hf: harness for harness, hf in splits.items()}
 
     def to_example(row: Row) -> Example:
-        qid = str(row.get("question_id"))
-        image_key = row.values.get("image_id", qid)
-        fields = {"question": str(row.get("question"))}
-        if "ocr_tokens" in row.values:
-            fields["ocr"] = " ".join(map(str, row.values["ocr_tokens"] or ()))
-        answer_type = row.values.get("answer_type", row.values.get("category", ""))
+        where = row.where()
+        qid = checked_id(row.get("question_id"), "question_id", where)
+        image_key = checked_id(row.values["image_id"], "image_id", where) if "image_id" in row.values else qid
+        fields = {"question": checked_text(row.get("question"), "question", where)}
+        if "ocr_tokens" in row.values:  # null: a question with no OCR tokens
+            fields["ocr"] = " ".join(checked_texts(row.values["ocr_tokens"] or [], "ocr_tokens", where))
         return Example(
             id=qid,
             images=(row.image("image", f"{ours.get(row.split, row.split)}/{image_key}"),),
             fields=fields,
-            references=answer_strings(row.get("answers"), row.where()),
-            meta={"question_type": str(row.values.get("question_type") or ""), "answer_type": str(answer_type or "")},
+            references=answer_strings(row.get("answers"), where),
+            meta=hf_types(row),
         )
 
     return HFSpec(to_example=to_example, splits=splits, image_columns=("image",), hub_id=hub_id)
+
+
+def hf_types(row: Row) -> dict[str, str]:
+    """The optional question and answer types of a hub row (answer_type is `category` in lmms-lab's VizWiz); a null
+    is an untyped question, anything but text is refused rather than written into the breakdowns."""
+    answer_key = "answer_type" if "answer_type" in row.values else "category"
+    return {"question_type": checked_text(row.values.get("question_type"), "question_type", row.where(), optional=True),
+            "answer_type": checked_text(row.values.get(answer_key), answer_key, row.where(), optional=True)}
 
 
 COCO_SPLITS = {"train2014": "train", "val2014": "validation"}

@@ -20,7 +20,8 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import PairScores, winoground_outcome, winoground_scores
-from tasks.base import MetricResult, RankQuery, Task, optional_text, read_jsonl, require_id, require_text, some_records
+from tasks.base import (MetricResult, RankQuery, Task, checked_id, checked_text, optional_text, read_jsonl, require_id, require_text,
+                        some_records)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "winoground"
@@ -44,7 +45,7 @@ def load_winoground(root: Path, split: str) -> list[Example]:
         raise DataError(f"{root}: Winoground has only the '{SPLIT}' split, not '{split}'")
     path = root / EXAMPLES
     examples, seen = [], set()
-    for n, row in enumerate(some_records(read_jsonl(path), path, "examples"), start=1):
+    for n, row in some_records(read_jsonl(path), path, "examples"):
         values = [require_id(row, "id", path, f"line {n}"), *(require_text(row, key, path, f"line {n}") for key in (*IMAGE_COLUMNS, *CAPTIONS))]
         if values[0] in seen:
             raise DataError(f"{path}: line {n} repeats id {values[0]}")
@@ -57,9 +58,12 @@ def load_winoground(root: Path, split: str) -> list[Example]:
 
 def hf_example(row: Row) -> Example:
     """A facebook/winoground row; its images get the official file stems as ids."""
-    example_id = str(row.get("id"))
+    where = row.where()
+    example_id = checked_id(row.get("id"), "id", where)
     images = tuple(row.image(column, f"ex_{example_id}_img_{i}") for i, column in enumerate(IMAGE_COLUMNS))
-    return winoground_example(example_id, images, [str(row.get(key)) for key in CAPTIONS], row.values)
+    captions = [checked_text(row.get(key), key, where) for key in CAPTIONS]
+    tags = {key: checked_text(row.values[key], key, where) for key in TAGS if row.values.get(key) is not None}  # null: untagged
+    return winoground_example(example_id, images, captions, tags)
 
 
 def image_views(example: Example) -> list[RankQuery]:
