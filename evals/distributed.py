@@ -169,6 +169,30 @@ def from_main(value: T, world: World) -> T:
     return box[0]
 
 
+def first_problem(problem: str | None, world: World) -> str | None:
+    """The first rank's problem (None: none), in rank order, on every rank: a check that can fail on one node alone
+    (its own files) then stops every rank with the same line, rather than leaving the others waiting on a dead peer."""
+    if not world.parallel:
+        return problem
+    found = gather(problem, world)
+    return from_main(next((p for p in found if p), None) if found is not None else None, world)
+
+
+def first_differing(value: str, world: World) -> tuple[int, str, str] | None:
+    """The first rank whose `value` (a digest) differs from rank 0's, with its host name and rank 0's, on every rank;
+    None when all agree. What each node computed from its own files (data, feature cache) is checked this way."""
+    if not world.parallel:
+        return None
+    import socket
+
+    found = gather((value, socket.gethostname()), world)
+    differing = None
+    if found is not None:
+        rank = next((r for r, (v, _) in enumerate(found) if v != found[0][0]), None)
+        differing = None if rank is None else (rank, found[rank][1], found[0][1])
+    return from_main(differing, world)
+
+
 def barrier(world: World) -> None:
     if world.parallel:
         process_group(world).barrier()
