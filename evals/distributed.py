@@ -200,10 +200,12 @@ def barrier(world: World) -> None:
 
 @contextmanager
 def main_first(world: World) -> Iterator[None]:
-    """Rank 0 runs the block before the others do: it fills shared caches (RICES features) that they then read
-    instead of all writing the same files at once."""
-    if not world.main:
-        barrier(world)
-    yield
-    if world.main:
-        barrier(world)
+    """Rank 0 runs the block first, then the first process of each other node (LOCAL_RANK 0), then the rest: rank 0
+    fills the caches (RICES features) that the others read; where a node does not share rank 0's cache folder, its
+    first process fills the node's own, once, rather than every process of the node computing the same features."""
+    turn = 0 if world.main else 1 if world.local_rank == 0 else 2
+    for step in range(3):
+        if step == turn:
+            yield
+        if world.parallel and step < 2:
+            barrier(world)

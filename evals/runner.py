@@ -129,7 +129,7 @@ def run(
     tasks = [TASKS.get(name) for name in task_names]  # unknown names fail before any work
     prompt_format = PROMPT_FORMATS.get(settings.prompt_format or model.info.prompt_format)
     check_settings(tasks, settings)
-    with main_first(world):  # rank 0 fills the RICES feature cache; the other ranks then read it
+    with main_first(world):  # rank 0 fills the RICES feature cache, then each node's first process; the rest read
         plans = [plan for task in tasks for plan in plan_cells(model, task, prompt_format, settings)]
     finished = from_main([finished_result(plan, settings.overwrite) for plan in plans] if world.main else None, world)
     settle_own_journals(plans, finished, settings.overwrite, world)

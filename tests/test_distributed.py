@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
+from evals import distributed
 from evals.distributed import World, current_world, local_device, shard
 from evals.errors import ConfigError
 from evals.features import write_cached
@@ -48,6 +49,26 @@ def test_world_comes_from_the_launcher_environment(monkeypatch):
     monkeypatch.delenv("WORLD_SIZE")
     assert current_world("cuda") == World()
     assert local_device("cuda", World()) == "cuda"
+
+
+def test_rank_0_fills_caches_first_then_each_other_nodes_first_process_then_the_rest(monkeypatch):
+    events = []
+    monkeypatch.setattr(distributed, "barrier", lambda world: events.append("barrier"))
+
+    def turn(world: World) -> int:
+        """How many barriers the rank passes before it runs the block (every rank passes both)."""
+        events.clear()
+        with distributed.main_first(world):
+            events.append("block")
+        assert events.count("barrier") == 2
+        return events.index("block")
+
+    # 2 nodes x 2 processes: ranks 0, 1 on the first node, ranks 2 (LOCAL_RANK 0), 3 on the second
+    assert [turn(World(rank, 4, rank % 2)) for rank in range(4)] == [0, 2, 1, 2]
+    events.clear()
+    with distributed.main_first(World()):
+        events.append("block")
+    assert events == ["block"]  # one process: no barrier
 
 
 def test_a_rank_journals_its_own_shard_and_resumes_it(tmp_path):
