@@ -1,5 +1,5 @@
 """Data-parallel evaluation: strided shards, per-rank journals, and 2 processes (torchrun, gloo on CPU) writing
-exactly the records that 1 process writes."""
+exactly the records that 1 process writes; and 2 nodes (two torchrun launches on localhost) sharing no folder."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
-from evals import distributed
+from evals import distributed, runner
 from evals.distributed import World, current_world, local_device, shard
 from evals.errors import ConfigError
 from evals.features import write_cached
+from evals.journal import Journal, journal_path
 from evals.models import ScriptedModel
 from evals.registry import PROMPT_FORMATS, TASKS
 from evals.runner import NoProgress, RunSettings, build_requests, plan_cells, run_share
@@ -86,6 +87,27 @@ def test_a_rank_journals_its_own_shard_and_resumes_it(tmp_path):
     again = ScriptedModel()
     resumed = run_share(again, plan, mine, settings, NoProgress(), world)
     assert again.seen == [] and resumed.resumed == 2 and resumed.entries == first.entries
+
+
+def test_a_rank_settles_its_own_journals_which_rank_0_may_not_see(tmp_path, monkeypatch):
+    """On a node without rank 0's output folder: a finished cell's journal, or any under --overwrite, is deleted by
+    its own rank; one of another protocol is refused (the line every rank then raises)."""
+    monkeypatch.setattr(runner, "first_problem", lambda problem, world: problem)  # no other rank here to ask
+    settings = RunSettings(shots=(0, 2), limit=3, output_dir=tmp_path)
+    plans = plan_cells(ScriptedModel(), TASKS.get("demo_vqa"), PROMPT_FORMATS.get("idefics"), settings)
+    world = World(1, 2)
+    own = [journal_path(plan.stem, world.rank) for plan in plans]
+    for path in own:
+        Journal(path, "sha256:another-protocol").close()
+    with pytest.raises(ConfigError, match=f"{re.escape(str(own[0]))}: journal of a run with another protocol"):
+        runner.settle_own_journals(plans, [None, None], False, world)
+    runner.settle_own_journals(plans, [None, "finished"], False, World(0, 2))  # rank 0 saw them itself
+    assert all(path.exists() for path in own)
+    with pytest.raises(ConfigError):
+        runner.settle_own_journals(plans, [None, "finished"], False, world)  # the finished one goes, the other stops
+    assert [path.exists() for path in own] == [True, False]
+    runner.settle_own_journals(plans, [None, None], True, world)  # --overwrite
+    assert not any(path.exists() for path in own)
 
 
 def comparable_records(output: Path) -> tuple[dict[str, object], dict, list[float]]:
