@@ -149,7 +149,7 @@ def settle_own_journals(plans: Sequence[CellPlan], finished: Sequence[CellResult
             elif problem is None:
                 try:
                     check_key(own, journal_key(plan.protocol))
-                except ConfigError as error:
+                except (ConfigError, DataError) as error:  # another protocol's, or not a journal: one line
                     problem = str(error)
     problem = first_problem(problem, world)
     if problem:
