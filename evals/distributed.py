@@ -175,6 +175,30 @@ def from_main(value: T, world: World) -> T:
     return box[0]
 
 
+def first_problem(problem: str | None, world: World) -> str | None:
+    """The first rank's problem (None: none), in rank order, on every rank: a check that can fail on one node alone
+    (its own files) then stops every rank with the same line, rather than leaving the others waiting on a dead peer."""
+    if not world.parallel:
+        return problem
+    found = gather(problem, world)
+    return from_main(next((p for p in found if p), None) if found is not None else None, world)
+
+
+def first_differing(value: str, world: World) -> tuple[int, str, str] | None:
+    """The first rank whose `value` (a digest) differs from rank 0's, with its host name and rank 0's, on every rank;
+    None when all agree. What each node computed from its own files (data, feature cache) is checked this way."""
+    if not world.parallel:
+        return None
+    import socket
+
+    found = gather((value, socket.gethostname()), world)
+    differing = None
+    if found is not None:
+        rank = next((r for r, (v, _) in enumerate(found) if v != found[0][0]), None)
+        differing = None if rank is None else (rank, found[rank][1], found[0][1])
+    return from_main(differing, world)
+
+
 def barrier(world: World) -> None:
     if world.parallel:
         process_group(world).barrier()
@@ -182,10 +206,12 @@ def barrier(world: World) -> None:
 
 @contextmanager
 def main_first(world: World) -> Iterator[None]:
-    """Rank 0 runs the block before the others do: it fills shared caches (RICES features) that they then read
-    instead of all writing the same files at once."""
-    if not world.main:
-        barrier(world)
-    yield
-    if world.main:
-        barrier(world)
+    """Rank 0 runs the block first, then the first process of each other node (LOCAL_RANK 0), then the rest: rank 0
+    fills the caches (RICES features) that the others read; where a node does not share rank 0's cache folder, its
+    first process fills the node's own, once, rather than every process of the node computing the same features."""
+    turn = 0 if world.main else 1 if world.local_rank == 0 else 2
+    for step in range(3):
+        if step == turn:
+            yield
+        if world.parallel and step < 2:
+            barrier(world)

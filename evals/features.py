@@ -12,8 +12,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import warnings
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,13 +110,17 @@ def write_cached(path: Path, key: dict[str, str], ids: Sequence[str], matrix: np
     import numpy as np
     from safetensors.numpy import save_file
 
-    tmp = path.with_name(path.name + ".tmp")
+    # Its own temporary name: the processes of a node whose --cache-dir rank 0 does not fill (another node's folder)
+    # all miss and write at once; one shared name would let them truncate each other's file, or replace it away.
+    tmp = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
     metadata = {**key, "ids": json.dumps(list(ids)), "checksum": checksum(key, ids, matrix)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         save_file({"features": np.ascontiguousarray(matrix, dtype=np.float32)}, str(tmp), metadata=metadata)
         os.replace(tmp, path)
     except OSError as error:
+        with suppress(OSError):  # a partial file of ours is not left behind (where there is a folder to hold one)
+            tmp.unlink(missing_ok=True)
         raise ConfigError(f"{path}: cannot write the RICES feature cache ({error.strerror or error}); "
                           "fix the path or pass another --cache-dir") from None
 

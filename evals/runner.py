@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
-from evals.distributed import World, current_world, from_main, gather, main_first, shard
+from evals.distributed import World, current_world, first_differing, first_problem, from_main, gather, main_first, shard
 from evals.errors import ConfigError, DataError
 from evals.execution import (
     BatchSize,
@@ -129,10 +129,31 @@ def run(
     tasks = [TASKS.get(name) for name in task_names]  # unknown names fail before any work
     prompt_format = PROMPT_FORMATS.get(settings.prompt_format or model.info.prompt_format)
     check_settings(tasks, settings)
-    with main_first(world):  # rank 0 fills the RICES feature cache; the other ranks then read it
+    with main_first(world):  # rank 0 fills the RICES feature cache, then each node's first process; the rest read
         plans = [plan for task in tasks for plan in plan_cells(model, task, prompt_format, settings)]
     finished = from_main([finished_result(plan, settings.overwrite) for plan in plans] if world.main else None, world)
+    settle_own_journals(plans, finished, settings.overwrite, world)
     return [done or run_cell(model, plan, settings, progress, world) for plan, done in zip(plans, finished)]
+
+
+def settle_own_journals(plans: Sequence[CellPlan], finished: Sequence[CellResult | None], overwrite: bool, world: World) -> None:
+    """Each rank but 0 does to its own journals what rank 0 did to the ones it sees: on nodes that do not share the
+    output folder, rank 0 never sees them. A finished cell's journal (any, under --overwrite) is deleted; one of
+    another protocol stops every rank with the same line."""
+    problem = None
+    if world.parallel and not world.main:
+        for plan, done in zip(plans, finished):
+            own = journal_path(plan.stem, world.rank)
+            if done is not None or overwrite:
+                own.unlink(missing_ok=True)
+            elif problem is None:
+                try:
+                    check_key(own, journal_key(plan.protocol))
+                except (ConfigError, DataError) as error:  # another protocol's, or not a journal: one line
+                    problem = str(error)
+    problem = first_problem(problem, world)
+    if problem:
+        raise ConfigError(problem)
 
 
 def plan_cells(model: Model, task: Task, prompt_format, settings: RunSettings) -> list[CellPlan]:
@@ -185,10 +206,29 @@ def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Prog
     """Run the cell's model work (this rank's share of it), then, on rank 0, score and write it."""
     started = time.perf_counter()
     requests = build_requests(plan.task, plan.template, plan.selector, plan.data, plan.cell, settings.score_closing)
+    agree_on_requests(plan, requests, world)
     shares = gather(run_share(model, plan, shard(requests, world), settings, progress, world), world)
     auto_batch = settings.batch_size == "auto"
     result = score_cell(plan, requests, shares, started, settings.output_dir, auto_batch) if shares is not None else None
-    return from_main(result, world)
+    result = from_main(result, world)
+    if world.parallel:  # the record is written: this rank's journal (on its own node, perhaps) has served
+        journal_path(plan.stem, world.rank).unlink(missing_ok=True)
+    return result
+
+
+def agree_on_requests(plan: CellPlan, requests: Sequence[Request], world: World) -> None:
+    """Refuse, on every rank and before any model call, a rank whose queries, shots or prompts differ from rank 0's:
+    rank 0 scores every output under its own shots, so a node that read other data, or computed other RICES features
+    (a --cache-dir not shared with rank 0's node, filled on another kind of device), would be scored wrongly."""
+    digest = hashlib.sha256(json.dumps([[r.query.id, list(r.shots.ids), prompt_texts(r)] for r in requests]).encode())
+    differing = first_differing(digest.hexdigest(), world)
+    if differing is not None:
+        rank, host, main_host = differing
+        cell = plan.cell
+        raise ConfigError(f"{plan.task.name} {cell.shots}-shot {cell.selection} seed {cell.seed}: rank {rank} (host {host}) "
+                          f"built other queries, shots or prompts than rank 0 (host {main_host}); every node must read "
+                          "the same task data and RICES features: share --data-dir and --cache-dir between the nodes, "
+                          "or copy rank 0's to each")
 
 
 def run_share(
