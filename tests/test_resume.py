@@ -41,7 +41,7 @@ def sent(prompts):
 
 class Slow:
     def __init__(self, inner):
-        self.inner, self.info = inner, inner.info
+        self.inner, self.info, self.placement = inner, inner.info, getattr(inner, "placement", {})
 
     def generate(self, prompts, params):
         sent(prompts)
