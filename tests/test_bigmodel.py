@@ -4,6 +4,14 @@ exactly the planned one (never tensor parallelism); impossible requests are one 
 
 from __future__ import annotations
 
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -46,10 +54,11 @@ def test_offloaded_blocks_are_on_disk_and_inputs_go_to_the_embeddings(offloaded_
     assert offloaded_idefics.options.recorded()["device_map"] == "auto"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("feature_cache", [True, False])
 def test_idefics_offloaded_to_disk_predicts_and_scores_as_loaded_whole(tiny_idefics, offloaded_idefics, feature_cache):
     whole, spread = twin(tiny_idefics, feature_cache=feature_cache), twin(offloaded_idefics, feature_cache=feature_cache)
-    prompts, params = few_shot_prompts(), GenerationParams(max_new_tokens=6, num_beams=3)
+    prompts, params = few_shot_prompts(2), GenerationParams(max_new_tokens=5, num_beams=3)
     assert spread.generate(prompts, params) == whole.generate(prompts, params)
     candidates = [CANDIDATES] * len(prompts)
     assert spread.score_naive(prompts, candidates) == whole.score_naive(prompts, candidates)
@@ -146,3 +155,61 @@ def test_a_numbered_cuda_device_with_device_map_is_refused(monkeypatch):
 
     with pytest.raises(ConfigError, match="--device cuda:1 with device_map: give --device cuda"):
         bigmodel.placement_kwargs(IdeficsForVisionText2Text, BUNDLED_CHECKPOINT, "cuda:1", parse_model_args("device_map=auto"), "IDEFICS")
+
+
+# ---------------------------------------------------------------- README's command lines, run with the bundled model
+
+README = Path(__file__).parent.parent / "README.md"
+MARKER = "tests/test_bigmodel.py::test_readme_placement_commands"
+
+
+def readme_commands() -> list[str]:
+    """The command lines of the bash block after MARKER, continuation lines joined, comments dropped."""
+    text = README.read_text().split(MARKER, 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    lines = [line for line in text.replace("\\\n", " ").splitlines() if line.strip() and not line.startswith("#")]
+    return [" ".join(line.split()) for line in lines]
+
+
+def on_this_machine(command: str, data_dir: Path, output: Path) -> list[str]:
+    """The README line with only the model id, the device and the data folder changed (and local addresses)."""
+    command = (command.replace("HuggingFaceM4/idefics-80b", "tiny-idefics").replace("--device cuda", "--device cpu")
+               .replace("~/data", str(data_dir)).replace("results/80b", str(output)).replace("10.0.0.1", "127.0.0.1"))
+    program, *args = shlex.split(command)
+    launcher = {"torchrun": [sys.executable, "-m", "torch.distributed.run"], "evals": [sys.executable, "-m", "evals"]}
+    return [*launcher[program], *args]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:
+    """Start the commands at once (the nodes of one run) and wait for all."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    port = str(free_port())
+    processes = [subprocess.Popen([a.replace("29500", port) for a in c], env={**env, "PET_MASTER_PORT": port},
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in commands]
+    outputs = [p.communicate(timeout=400) for p in processes]
+    return [subprocess.CompletedProcess(p.args, p.returncode, *out) for p, out in zip(processes, outputs)]
+
+
+@pytest.mark.slow
+def test_readme_placement_commands(tmp_path, vqa_data_dir):
+    """8 x 80 GB as 2 processes x 4 GPUs, 4 x 80 GB as one process, two nodes: each line runs (here on CPU, where the
+    GPUs per process have nothing to divide) and writes every cell with its placement and options recorded."""
+    eight, four, nodes = readme_commands()
+    assert "--gpus-per-process 4" in eight and "device_map=auto" in four and "--node-rank 0" in nodes
+    runs = {"eight": [eight], "four": [four], "nodes": [nodes, nodes.replace("--node-rank 0", "--node-rank 1")]}
+    for name, lines in runs.items():
+        done = launch_all([on_this_machine(line, vqa_data_dir, tmp_path / name) for line in lines])
+        assert all(d.returncode == 0 for d in done), [d.stderr[-2000:] for d in done]
+        records = sorted((tmp_path / name).rglob("*shot-seed0.json"))
+        assert [json.loads(r.read_text())["shots"] for r in records] == [0, 4, 8]
+        for record in map(json.loads, (r.read_text() for r in records)):
+            protocol = record["protocol"]
+            assert protocol["model_args"] == {"device_map": "auto", "dtype": "bfloat16"} and protocol["dtype"] == "bfloat16"
+            assert protocol["placement"] == {"devices": ["cpu"]} and record["protocol"]["n_queries"] == 6
+        processes = {"eight": 2, "four": None, "nodes": 4}[name]
+        assert json.loads(records[0].read_text())["timing"].get("processes") == processes
