@@ -80,7 +80,8 @@ def plan_node(gpu_count: int, processes: int, gpus_per_process: int | None = Non
     if processes < 1:
         raise ConfigError(f"{processes} processes per node: at least 1 is needed")
     if gpu_count < processes:
-        raise ConfigError(f"{processes} process{'es' * (processes != 1)} on a node with {gpu_count} GPU{'s' * (gpu_count != 1)}: each process "
+        raise ConfigError(f"{processes} process{'es' * (processes != 1)} on a node with {gpu_count} "
+                          f"GPU{'s' * (gpu_count != 1)}: each process "
                           f"needs at least one GPU (start at most {gpu_count} per node)")
     if gpus_per_process is None:
         if gpu_count % processes:
@@ -113,7 +114,8 @@ def gpu_budgets(gpus: Sequence[int], gpu_memory: Mapping[int, int], limits: Memo
 def process_budgets(gpus: Sequence[int], gpu_memory: Mapping[int, int], limits: MemoryLimits,
                     cpu_memory: int) -> dict[int | str, int]:
     """The max_memory map of one process for accelerate: its GPUs, and the CPU where allowed (disk, where offloading,
-    takes whatever is left). Without GPUs (--device cpu) the CPU holds what it may (its limit, else a share of the machine's memory)."""
+    takes whatever is left). Without GPUs (--device cpu) the CPU holds what it may (its limit, else a share of the
+    machine's memory)."""
     budgets: dict[int | str, int] = dict(gpu_budgets(gpus, gpu_memory, limits)) if gpus else {}
     if not gpus:
         budgets["cpu"] = limits.cpu if limits.cpu is not None else limits.each_gpu if limits.each_gpu is not None \

@@ -237,7 +237,8 @@ def optional(convert: Callable[[Any, str], Any]) -> Callable[[Any, str], Any]:
 CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "models": to_models, "tasks": to_names, "shots": to_ints, "seeds": to_seeds, "selection": to_names,
     "limit": optional(to_count(1)), "batch_size": to_count(1), "data_dir": optional(to_path), "output_dir": to_path,
-    "device": to_str, "gpus_per_process": optional(to_count(1)), "dtype": optional(to_str), "model_args": to_model_args, "prompt_format": optional(to_str), "embedder": to_str,
+    "device": to_str, "gpus_per_process": optional(to_count(1)), "dtype": optional(to_str), "model_args": to_model_args,
+    "prompt_format": optional(to_str), "embedder": to_str,
     "rices_order": one_of("ascending", "descending"), "rices_dedup_images": to_bool, "rices_index": one_of("exact", "ivf"),
     "cache_dir": optional(to_path), "sources": to_sources, "loglik": optional(to_str), "score_closing": to_bool,
     "metric_variants": to_names, "task_modules": to_paths, "skip_bad_samples": to_bool,

@@ -154,7 +154,8 @@ def test_a_numbered_cuda_device_with_device_map_is_refused(monkeypatch):
     from evals.models import bigmodel
 
     with pytest.raises(ConfigError, match="--device cuda:1 with device_map: give --device cuda"):
-        bigmodel.placement_kwargs(IdeficsForVisionText2Text, BUNDLED_CHECKPOINT, "cuda:1", parse_model_args("device_map=auto"), "IDEFICS")
+        bigmodel.placement_kwargs(IdeficsForVisionText2Text, BUNDLED_CHECKPOINT, "cuda:1", parse_model_args("device_map=auto"),
+                                  "IDEFICS")
 
 
 # ---------------------------------------------------------------- README's command lines, run with the bundled model

@@ -13,7 +13,7 @@ import torch
 from evals.models import compat
 from evals.models.idefics import IdeficsModel
 from evals.records import GenerationParams
-from tests.test_vision_cache import CANDIDATES, few_shot_prompts, twin
+from tests.test_vision_cache import few_shot_prompts, twin
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ line naming file, record and field, exit 2; never a traceback, never a field sil
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path

@@ -16,7 +16,7 @@ import pytest
 
 import evals.cli as cli_module
 from evals.cli import main
-from tests.cells import cell, write
+from tests.cells import cell
 
 CONFORMANCE = Path(__file__).parent / "data" / "conformance" / "vqa_accuracy"
 TIMEOUT_SECONDS = 60  # the symlink loop: a walk that follows links never ends

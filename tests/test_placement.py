@@ -69,7 +69,9 @@ def test_a_model_that_cannot_fit_is_refused_with_the_arithmetic():
     ("70GiB", True, True),  # disk offload takes the rest
 ])
 def test_cpu_memory_and_disk_offload_make_room(limits, offload, fits):
-    plan = lambda: plan_placement([H100] * 2, 1, 0, IDEFICS_80B_BF16, "m", limits=MemoryLimits.parse(limits), offload=offload)  # noqa: E731
+    def plan():
+        return plan_placement([H100] * 2, 1, 0, IDEFICS_80B_BF16, "m", limits=MemoryLimits.parse(limits), offload=offload)
+
     if fits:
         assert plan().gpus == (0, 1)
     else:

@@ -177,7 +177,8 @@ class IdeficsModel(ProcessorModel):
         import torch
 
         with torch.inference_mode():
-            return compat.idefics_cached_features(self.model, self.pixel_values([image]))[0]
+            features = compat.idefics_cached_features(self.model, self.pixel_values([image]))[0]
+        return features.to(self.device)  # a spread model's vision blocks may sit on another GPU than its inputs
 
     def pixel_values(self, images):
         pixels = self.processor.image_processor(images, return_tensors="pt")
