@@ -164,6 +164,8 @@ def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
 
     options = model_options(spec)
     spread = options.device_map is not None  # one model over the process's GPUs: evals.placement picks them
+    if spec.gpus_per_process is not None and not spec.device.startswith("cuda") and world.main:
+        errors.print(f"note: --gpus-per-process divides GPUs; --device {spec.device} has none to divide (ignored)")
     spec = replace(spec, device=check_device(local_device(spec.device, world, spread)))  # before any model loads
     load_task_modules(list(spec.task_modules))
     task_names = list(spec.tasks) or suite_tasks(DEMO_SUITE)

@@ -116,6 +116,9 @@ def process_budgets(gpus: Sequence[int], gpu_memory: Mapping[int, int], limits: 
     """The max_memory map of one process for accelerate: its GPUs, and the CPU where allowed (disk, where offloading,
     takes whatever is left). Without GPUs (--device cpu) the CPU holds what it may (its limit, else a share of the
     machine's memory)."""
+    if not gpus and limits.gpus:
+        raise ConfigError(f"--model-args max_memory names GPU {limits.gpus[0][0]}, but this process has no GPUs "
+                          f"(--device cpu): give cpu:SIZE")
     budgets: dict[int | str, int] = dict(gpu_budgets(gpus, gpu_memory, limits)) if gpus else {}
     if not gpus:
         budgets["cpu"] = limits.cpu if limits.cpu is not None else limits.each_gpu if limits.each_gpu is not None \

@@ -110,6 +110,11 @@ def test_max_memory_beyond_the_process_gpus_is_refused():
         plan_placement([H100] * 4, 2, 0, GIB, "m", limits=MemoryLimits.parse("2:10GiB"))
 
 
+def test_max_memory_for_gpus_on_a_cpu_run_is_refused():
+    with pytest.raises(ConfigError, match=r"names GPU 0, but this process has no GPUs \(--device cpu\): give cpu:SIZE"):
+        plan_placement([], 1, 0, GIB, "m", limits=MemoryLimits.parse("0:10GiB"))
+
+
 def test_local_rank_beyond_the_node_is_refused():
     with pytest.raises(ConfigError, match="LOCAL_RANK=2 is not below the node's 2 processes"):
         plan_placement([H100] * 4, 2, 2, GIB, "m")
