@@ -145,8 +145,10 @@ def run_sweep(spec, overwrite: bool, auto_batch: bool = False, verbose: bool = F
     goes into the output folder (evals/crash.py)."""
     from evals import crash, runlog
     from evals.distributed import current_world
+    from evals.models.bigmodel import gpus_per_process
+    from evals.sweep import model_options
 
-    world = current_world(spec.device, spec.gpus_per_process or 1)
+    world = current_world(spec.device, gpus_per_process(spec.device, model_options(spec)))
     with crash.logs_into(spec.output_dir), runlog.captured(spec.output_dir, verbose, world.rank):
         evaluate_models(spec, world, overwrite, auto_batch)
 

@@ -214,3 +214,24 @@ def test_readme_placement_commands(tmp_path, vqa_data_dir):
             assert protocol["placement"] == {"devices": ["cpu"]} and record["protocol"]["n_queries"] == 6
         processes = {"eight": 2, "four": None, "nodes": 4}[name]
         assert json.loads(records[0].read_text())["timing"].get("processes") == processes
+
+
+@pytest.mark.parametrize(("given", "args", "visible", "processes", "expected"), [
+    (None, "device_map=auto", 8, "2", 4),  # the node's GPUs divided among its processes
+    (2, "device_map=auto", 8, "2", 2),
+    (None, "", 8, "2", 1),  # a model loaded whole: one GPU a process
+])
+def test_each_process_owns_its_share_of_the_node(monkeypatch, given, args, visible, processes, expected):
+    """A rank's collectives run on its first GPU (local_rank * N), so ranks never share one."""
+    from dataclasses import replace
+
+    from evals.distributed import World, local_device
+    from evals.models.bigmodel import gpus_per_process
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: visible)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", processes)
+    n = gpus_per_process("cuda", replace(parse_model_args(args), gpus_per_process=given))
+    world = World(rank=1, size=2, local_rank=1, gpus_per_process=n)
+    assert n == expected and world.first_gpu == expected
+    assert local_device("cuda", world, spread=bool(args)) == ("cuda" if args else f"cuda:{expected}")

@@ -128,3 +128,19 @@ def placement_record(model, device: str) -> dict[str, Any]:
     if not device_map or len(device_map) == 1 and "" in device_map:
         return {"devices": [device]}
     return placement_summary(device_map)
+
+
+def gpus_per_process(device: str, options: ModelOptions) -> int:
+    """GPUs each process owns: as given, or, for a model spread over CUDA GPUs, the node's divided among its
+    processes (its first one is where the process's collectives run); 1 otherwise."""
+    if options.gpus_per_process is not None:
+        return options.gpus_per_process
+    if options.device_map is None or not device.startswith("cuda"):
+        return 1
+    import torch
+
+    from evals.placement import plan_node
+
+    if not torch.cuda.is_available():
+        return 1  # --device cuda on a machine without it: check_device says so, naming the devices there are
+    return plan_node(torch.cuda.device_count(), processes_per_node()).gpus_per_process
