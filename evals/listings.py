@@ -37,7 +37,8 @@ def model_records() -> list[dict[str, Any]]:
 
     models = [{"type": "model", "name": name, "description": entry.description} for name, entry in MODELS.items()]
     kinds = [{"type": "family", "name": f.name, "model_types": list(f.model_types), "prompt_formats": list(f.formats),
-              "model_args": list(f.options), "description": f.description} for f in families()]
+              "model_args": list(f.options), "supports": list(f.supports), "description": f.description}
+             for f in families()]
     return models + kinds
 
 
@@ -75,8 +76,9 @@ def models_tables(records: Sequence[dict[str, Any]]) -> list[Table]:
     for r in (r for r in records if r["type"] == "model"):
         models.add_row(r["name"], r["description"])
     kinds = table_with("model families (--model FOLDER or hub id: picked by config.json model_type)",
-                       ("family", "model_type", "prompt formats", "family --model-args", "description"), ("family",))
+                       ("family", "model_type", "prompt formats", "family --model-args", "supports", "description"),
+                       ("family",))
     for r in (r for r in records if r["type"] == "family"):
         kinds.add_row(r["name"], ", ".join(r["model_types"]), ", ".join(r["prompt_formats"]),
-                      ", ".join(r["model_args"]) or "-", r["description"])
+                      ", ".join(r["model_args"]) or "-", ", ".join(r["supports"]) or "-", r["description"])
     return [models, kinds]

@@ -102,7 +102,7 @@ def test_listings_at_80_columns_print_every_name_whole():
 
 
 def test_listings_as_json():
-    from evals.models.families import families
+    from evals.models.families import CAPABILITIES, families
     from evals.registry import MODELS, TASKS
 
     tasks = json.loads(evals("tasks", "--format", "json", columns=80).stdout)
@@ -116,6 +116,9 @@ def test_listings_as_json():
     models = json.loads(evals("models", "--format", "json").stdout)
     assert [m["name"] for m in models if m["type"] == "model"] == [name for name, _ in MODELS.items()]
     assert [m["name"] for m in models if m["type"] == "family"] == [f.name for f in families()]
+    idefics = next(m for m in models if m["type"] == "family" and m["name"] == "idefics")
+    assert idefics["supports"] == ["generate", "score", "prefix reuse", "feature cache", "device_map"]
+    assert all(set(m["supports"]) <= set(CAPABILITIES) and m["supports"] for m in models if m["type"] == "family")
     assert evals("models", "--format", "yaml").returncode == 2
 
 

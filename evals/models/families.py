@@ -35,6 +35,12 @@ class ModelFamily:
     load: Callable[[str | Path, str, ModelOptions, str | None], Model]
     description: str = ""
     options: tuple[str, ...] = ()  # family-specific --model-args keys
+    supports: tuple[str, ...] = ()  # of CAPABILITIES: what `evals models` tells a user the family can do
+
+
+# What a family can do, as `evals models` lists it: generation, candidate scoring, scoring with the prompt's key/value
+# cache shared by its candidates, image features kept across prompts, one model spread over devices (device_map).
+CAPABILITIES = ("generate", "score", "prefix reuse", "feature cache", "device_map")
 
 
 FAMILIES: Registry = Registry("model family")
@@ -166,7 +172,8 @@ def idefics2_load(checkpoint: str | Path, device: str, options: ModelOptions, na
 
 
 add_family(ModelFamily("idefics", ("idefics",), ("idefics", "idefics-instruct"), idefics_load,
-                       "IDEFICS (Laurençon et al. 2023): Flamingo-style cross-attention; base and instruct"))
+                       "IDEFICS (Laurençon et al. 2023): Flamingo-style cross-attention; base and instruct",
+                       supports=CAPABILITIES))
 add_family(ModelFamily("idefics2", ("idefics2",), ("idefics2", "idefics2-chat"), idefics2_load,
                        "IDEFICS2 (Laurençon et al. 2024): native resolution, perceiver, Mistral; base, instruct, chatty",
-                       ("do_image_splitting", "longest_edge")))
+                       ("do_image_splitting", "longest_edge"), ("generate", "score", "prefix reuse", "device_map")))
