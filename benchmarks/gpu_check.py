@@ -60,8 +60,10 @@ class Setup:
     workdir: Path
     timeout: float
     gpus: int
+    budget: float  # seconds all runs together may take (inf: no limit)
     runs: dict[str, Path | RunFailed] = field(default_factory=dict)  # each run once, shared by the checks
     run_seconds: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.monotonic)
 
 
 # ---------------------------------------------------------------- runs
@@ -98,7 +100,7 @@ def output_of(setup: Setup, name: str) -> Path:
     if name not in setup.runs:
         started = time.perf_counter()
         try:
-            setup.runs[name] = execute(*run_specs(setup)[name], setup.timeout)
+            setup.runs[name] = execute(*run_specs(setup)[name], time_left(setup))
         except RunFailed as failure:
             setup.runs[name] = failure
         setup.run_seconds[name] = round(time.perf_counter() - started, 2)
@@ -106,6 +108,14 @@ def output_of(setup: Setup, name: str) -> Path:
     if isinstance(found, RunFailed):
         raise RunFailed(f"run '{name}': {found}")
     return found
+
+
+def time_left(setup: Setup) -> float:
+    """Seconds the next run may take: its own limit, within what is left of the whole check's budget."""
+    left = setup.started + setup.budget - time.monotonic()
+    if left < 1:
+        raise RunFailed("not started: the check's --budget is spent")
+    return min(setup.timeout, left)
 
 
 def execute(command: list[str], env: dict[str, str], timeout: float) -> Path:
@@ -342,13 +352,14 @@ def machine() -> dict:
             "cuda": torch.version.cuda}
 
 
-def report(setup: Setup, started: float) -> dict:
+def report(setup: Setup) -> dict:
     checks = {name: run_check(check, setup) for name, check in CHECKS.items()}
     return {
         "ok": all(c.get("ok", False) for c in checks.values() if "skipped" not in c),
         "dry_run": setup.dry_run, "device": setup.device, **machine(), "model": MODEL, "limit": setup.limit,
-        "shots": setup.shots, "checks": checks, "run_seconds": setup.run_seconds,
-        "seconds": round(time.perf_counter() - started, 2),
+        "shots": setup.shots, "budget_seconds": None if math.isinf(setup.budget) else setup.budget,
+        "checks": checks, "run_seconds": setup.run_seconds,
+        "seconds": round(time.monotonic() - setup.started, 2),
     }
 
 
@@ -358,8 +369,13 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=2, help="queries per demo task")
     parser.add_argument("--shots", default="0,4", help="shot counts, as `evals run --shots`")
     parser.add_argument("--timeout", type=float, default=240, help="seconds one run may take")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="seconds all runs together may take, a run cut short failing its checks (default: 280 on "
+                             "a GPU, so the check ends within 5 minutes even when a run hangs; none in a dry run)")
     parser.add_argument("--keep", action="store_true", help="keep the runs' output folder (its path is printed)")
     args = parser.parse_args(argv)
+    if args.budget is None:
+        args.budget = math.inf if args.dry_run else 280.0
     if args.limit < 2:  # demo_memes' ROC AUC needs a hateful and a non-hateful meme: its first two are one of each
         parser.error("--limit must be 2 or more")
     return args
@@ -368,19 +384,17 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["naive-run"]:  # the prefix_reuse check's own run, in a process of its own
-        naive = argparse.ArgumentParser()
-        for option in ("--device", "--limit", "--shots", "--output-dir"):
-            naive.add_argument(option, required=True)
-        args = naive.parse_args(argv[1:])
-        naive_run(args.device, int(args.limit), args.shots, Path(args.output_dir))
-        return 0
+        return naive_main(argv[1:])
     args = arguments(argv)
-    started = time.perf_counter()
+    gpus = gpu_count()
+    if not args.dry_run and not gpus:
+        print("gpu_check: no CUDA device on this machine; --dry-run runs the same comparisons on the CPU", file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="gpu-check-"))
     try:
         setup = Setup("cpu" if args.dry_run else "cuda", args.dry_run, args.limit, args.shots, workdir, args.timeout,
-                      gpu_count())
-        found = report(setup, started)
+                      gpus, args.budget)
+        found = report(setup)
         if args.keep:
             found["output_dir"] = str(workdir)
         print(json.dumps(found, indent=1))
@@ -388,6 +402,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return 0 if found["ok"] else 1
+
+
+def naive_main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="gpu_check.py naive-run")
+    for option in ("--device", "--limit", "--shots", "--output-dir"):
+        parser.add_argument(option, required=True)
+    args = parser.parse_args(argv)
+    naive_run(args.device, int(args.limit), args.shots, Path(args.output_dir))
+    return 0
 
 
 def gpu_count() -> int:
