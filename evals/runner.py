@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Protocol as TypingProtocol
 
 from evals.distributed import World, current_world, first_differing, first_problem, from_main, gather, main_first, shard
-from evals.errors import ConfigError, DataError
+from evals.errors import ConfigError, DataError, EvalsError
 from evals.execution import (
     BatchSize,
     ModelCall,
@@ -209,11 +209,30 @@ def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Prog
     agree_on_requests(plan, requests, world)
     shares = gather(run_share(model, plan, shard(requests, world), settings, progress, world), world)
     auto_batch = settings.batch_size == "auto"
-    result = score_cell(plan, requests, shares, started, settings.output_dir, auto_batch) if shares is not None else None
-    result = from_main(result, world)
+    result = score_on_main(plan, requests, shares, started, settings.output_dir, auto_batch, world)
     if world.parallel:  # the record is written: this rank's journal (on its own node, perhaps) has served
         journal_path(plan.stem, world.rank).unlink(missing_ok=True)
     return result
+
+
+def score_on_main(plan: CellPlan, requests: Sequence[Request], shares: Sequence[Share] | None, started: float,
+                  output_dir: Path, auto_batch: bool, world: World) -> CellResult:
+    """Rank 0 scores and writes the cell; every rank gets its result, or the error that stopped it: the other ranks
+    wait for rank 0 here, and would otherwise wait until the collective timed out."""
+    outcome: CellResult | Exception | None = None
+    if shares is not None:
+        try:
+            outcome = score_cell(plan, requests, shares, started, output_dir, auto_batch)
+        except Exception as error:
+            if not world.parallel:
+                raise
+            outcome = error
+    outcome = from_main(outcome if world.main else None, world)
+    if isinstance(outcome, Exception):
+        if world.main:
+            raise outcome
+        raise outcome if isinstance(outcome, EvalsError) else EvalsError(f"rank 0 stopped: {type(outcome).__name__}: {outcome}")
+    return outcome
 
 
 def agree_on_requests(plan: CellPlan, requests: Sequence[Request], world: World) -> None:

@@ -233,3 +233,17 @@ def test_a_node_with_other_rices_features_stops_every_rank_before_any_model_call
     assert not list((tmp_path / "node0" / "out").rglob("*rices*.json"))  # no RICES cell was scored
     assert files_under(tmp_path / "node0" / "out" / "scripted") == ["demo_vqa/random-0shot-seed0.json",  # the cell before
                                                                    "demo_vqa/random-0shot-seed0.samples.jsonl"]
+
+
+@pytest.mark.slow
+def test_an_error_on_rank_0_alone_stops_every_rank_with_its_line(tmp_path):
+    """Scoring fails on rank 0 only (ROC AUC of a single query has one class): the other rank, waiting for rank 0's
+    record, gets the same error at once instead of waiting for the collective to time out."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "evals"]
+    command = [*launcher, "run", "--model", "scripted", "--task", "demo_memes", "--shots", "0", "--limit", "1",
+               "--output-dir", str(tmp_path)]
+    done = subprocess.run(command, env=ENV, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and len(set(errors)) == 1 and "roc" in errors[0].lower(), done.stderr[-3000:]
+    assert not list(tmp_path.rglob("*shot-seed*.json"))
