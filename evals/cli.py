@@ -103,6 +103,9 @@ def run(
     task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
     skip_bad_samples: Annotated[bool, typer.Option(help="Skip (and count in the record) a query whose image cannot be "
                                                         "decoded, instead of stopping.")] = False,
+    fit_context: Annotated[bool, typer.Option(help="Where a prompt does not fit the model's context, drop the shots "
+                                                   "farthest from the query until it does (each sample records the shots "
+                                                   "requested and delivered) instead of stopping with the arithmetic.")] = False,
     config: Annotated[Optional[Path], typer.Option(help=CONFIG_HELP)] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete the records and journals of the cells this run has and run them "
                                                  "afresh (default: resume: finished cells and journaled samples are kept).")] = False,

@@ -15,6 +15,7 @@ from typing import Protocol as TypingProtocol
 
 from evals.distributed import World, current_world, first_differing, first_problem, from_main, gather, main_first, shard
 from evals.errors import ConfigError, DataError, EvalsError
+from evals.context import fewer_shots, fit_requests, model_budget
 from evals.execution import (
     BatchSize,
     ModelCall,
@@ -31,7 +32,7 @@ from evals.models.base import LOGLIK_REDUCTIONS, Model
 from evals.models.options import model_args
 from evals.records import Cell, Example, GenerationParams, SampleRecord
 from evals.registry import PROMPT_FORMATS, SELECTORS, TASKS
-from evals.selection import RicesOptions, SelectionContext, Selector
+from evals.selection import RicesOptions, SelectionContext, Selector, ShotChoice
 from prompts.formats import PromptTemplate, render
 from results.schema import CellResult, Protocol
 from results.store import cell_path, read_cell, record_path, samples_path, write_cell
@@ -56,6 +57,7 @@ class RunSettings:
     overwrite: bool = False  # delete the records and journals of the cells this run has, and run them afresh
     skip_bad_samples: bool = False  # a query whose image cannot be decoded is skipped and counted, not fatal
     length_buckets: bool = False  # cut batches from the prompts ordered by length (less padding; `evals run` does)
+    fit_context: bool = False  # drop the shots farthest from the query where a prompt passes the model's context
 
 
 @dataclass(frozen=True)
@@ -169,7 +171,8 @@ def plan_cells(model: Model, task: Task, prompt_format, settings: RunSettings) -
     for cell in task_cells(task, settings):
         selector = selectors[cell.selection]
         protocol = cell_protocol(model, task, data, template, cell, params, selector.describe(), variant, loglik,
-                                 settings.score_closing)
+                                 settings.score_closing,
+                                 "drop_farthest_shots" if settings.fit_context else "refuse")
         stem = cell_path(settings.output_dir, model.info.id, task.name, cell.selection, cell.shots, cell.seed)
         plans.append(CellPlan(task, data, template, selector, cell, params, loglik, variant, protocol, stem))
     return plans
@@ -206,6 +209,7 @@ def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Prog
     """Run the cell's model work (this rank's share of it), then, on rank 0, score and write it."""
     started = time.perf_counter()
     requests = build_requests(plan.task, plan.template, plan.selector, plan.data, plan.cell, settings.score_closing)
+    requests = fit_to_context(model, plan, requests, settings)
     agree_on_requests(plan, requests, world)
     shares = gather(run_share(model, plan, shard(requests, world), settings, progress, world), world)
     auto_batch = settings.batch_size == "auto"
@@ -284,7 +288,9 @@ def score_cell(
     metric = task.metric_named(plan.variant)(predictions, scored_queries(task, data, failed))
     samples = [
         SampleRecord(r.query.id, r.shots.ids, prompt_texts(r), outputs[r.query.id], predictions[r.query.id],
-                     metric.per_sample[r.query.id], r.shots.similarities)
+                     metric.per_sample[r.query.id], r.shots.similarities,
+                     shots_requested=r.shots.requested if r.shots.requested is not None else len(r.shots.ids),
+                     shots_delivered=len(r.shots.ids))
         for r in scored
     ]
     result = CellResult(
@@ -414,17 +420,35 @@ def build_requests(
     generative tasks (with RICES, the retrieved examples' text), none for ranked tasks."""
     text_only = cell.shots == 0
     k = task.zero_shot_text_shots if text_only else cell.shots
-    requests = []
-    for query, choice in zip(data.queries, selector.select_many(data.queries, k, cell.seed)):
-        shots = [(data.by_id[i], task.shot_answer(data.by_id[i])) for i in choice.ids]
-        if task.kind == "generate":
-            requests.append(Request(query, choice, (render(template, shots, query, text_only_shots=text_only),)))
-            continue
-        views = task.rank_queries(query)
-        prompts = tuple(render(template, shots, v.example, text_only_shots=text_only) for v in views)
-        candidates = tuple(tuple(template.continuation(c, score_closing) for c in v.candidates) for v in views)
-        requests.append(Request(query, choice, prompts, candidates))
-    return requests
+    choices = selector.select_many(data.queries, k, cell.seed)
+    return [request_for(task, template, data, query, choice, text_only, score_closing)
+            for query, choice in zip(data.queries, choices)]
+
+
+def request_for(task: Task, template: PromptTemplate, data: TaskData, query: Example, choice: ShotChoice, text_only: bool,
+                score_closing: bool) -> Request:
+    """One query's prompts (a ranked task's views each get one) with these shots."""
+    shots = [(data.by_id[i], task.shot_answer(data.by_id[i])) for i in choice.ids]
+    if task.kind == "generate":
+        return Request(query, choice, (render(template, shots, query, text_only_shots=text_only),))
+    views = task.rank_queries(query)
+    prompts = tuple(render(template, shots, v.example, text_only_shots=text_only) for v in views)
+    candidates = tuple(tuple(template.continuation(c, score_closing) for c in v.candidates) for v in views)
+    return Request(query, choice, prompts, candidates)
+
+
+def fit_to_context(model: Model, plan: CellPlan, requests: Sequence[Request], settings: RunSettings) -> list[Request]:
+    """The cell's requests checked against the model's context before any model call (evals.context): refused with
+    the arithmetic, or with `fit_context` the shots farthest from the query dropped where a prompt does not fit."""
+    text_only = plan.cell.shots == 0
+
+    def rerender(request: Request, dropped: int) -> Request:
+        return request_for(plan.task, plan.template, plan.data, request.query, fewer_shots(request.shots, dropped),
+                           text_only, settings.score_closing)
+
+    where = f"{plan.task.name} {plan.cell.shots}-shot {plan.cell.selection} seed {plan.cell.seed}"
+    return fit_requests(requests, model_budget(model), plan.params, plan.task.kind == "generate", settings.fit_context,
+                        rerender, where)
 
 
 def fingerprint(examples: Sequence[Example]) -> str:
@@ -438,7 +462,7 @@ def fingerprint(examples: Sequence[Example]) -> str:
 
 def cell_protocol(
     model: Model, task: Task, data: TaskData, template: PromptTemplate, cell: Cell, params, selection_details: dict,
-    variant: str | None, loglik: str, score_closing: bool,
+    variant: str | None, loglik: str, score_closing: bool, context_fit: str = "refuse",
 ) -> Protocol:
     generate = task.kind == "generate"
     return Protocol(
@@ -456,5 +480,5 @@ def cell_protocol(
         candidate_text="n/a" if generate else f"answer + closing {template.closing!r}" if score_closing else "answer only",
         metric=variant or task.metric.__name__,
         postprocess=(task.postprocess if generate else task.decide).__name__,
-        model_args=model_args(model), placement=getattr(model, "placement", {}),
+        model_args=model_args(model), placement=getattr(model, "placement", {}), context_fit=context_fit,
     )

@@ -25,6 +25,7 @@ class ShotChoice:
 
     ids: tuple[str, ...]
     similarities: tuple[float, ...] = ()
+    requested: int | None = None  # set when shots were dropped to fit the context (evals.context): how many were chosen
 
 
 @dataclass(frozen=True)

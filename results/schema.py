@@ -25,7 +25,8 @@ from evals.models.options import NOT_COMPARED_OPTIONS
 # 5: integrity ({"journal_entries_rejected": n, "feature_cache_entries_rejected": m}: stored intermediates that failed
 #    their checksum or shape check and were recomputed; provenance, never compared or scored).
 # 6: protocol.placement ({"devices": [...], "blocks_per_device": {...}}: where the model's weights sat; provenance,
-#    shown by `evals compare`, never compared).
+#    shown by `evals compare`, never compared); protocol.context_fit ("refuse", or "drop_farthest_shots" with
+#    --fit-context: compared); samples gain shots_requested and shots_delivered.
 SCHEMA_VERSION = 6
 READABLE_VERSIONS = (2, 3, 4, 5, 6)  # older records read with the defaults of what they lack (git commit "unknown", no failures, model_args {})
 GIT_TIMEOUT_SECONDS = 2.0
@@ -101,6 +102,9 @@ class Protocol:
     # Devices the weights were spread over and the blocks on each (evals.models.bigmodel.placement_record); {} for a
     # model without devices (the scripted test model) and in records older than v6.
     placement: dict[str, Any] = field(default_factory=dict)
+    # What a prompt longer than the model's context gets (evals.context.FIT_CONTEXT): refused, or its shots farthest
+    # from the query dropped until it fits (--fit-context; each sample records the shots requested and delivered).
+    context_fit: str = "refuse"
 
     def comparable(self) -> dict[str, Any]:
         """The fields that decide a cell's numbers: two results belong in one column when these agree
@@ -116,7 +120,7 @@ class Protocol:
 
 NOT_COMPARED = frozenset({"versions", "git_commit", "seed", "placement"})
 # Protocol fields that records of older schema versions lack, read as what those records meant.
-OLDER_PROTOCOL_DEFAULTS: dict[str, Any] = {"git_commit": "unknown", "model_args": {}, "placement": {}}
+OLDER_PROTOCOL_DEFAULTS: dict[str, Any] = {"git_commit": "unknown", "model_args": {}, "placement": {}, "context_fit": "refuse"}
 
 
 def compared_protocol(protocol: Mapping[str, Any]) -> dict[str, Any]:

@@ -126,11 +126,28 @@ class IdeficsModel(ProcessorModel):
         hands the processor a blank stand-in for every image (its tokens and masks do not depend on the
         pixels), for callers that replace pixel values with cached features.
         """
-        image = load_image if pixels else self.blank_image
-        items = [[s.text if isinstance(s, TextSegment) else image(s.image) for s in prompt.segments] for prompt in prompts]
-        inputs = self.processor(text=items, add_end_of_utterance_token=False, return_tensors="pt")
+        inputs = self.processor_inputs(prompts, load_image if pixels else self.blank_image)
         self.check_length(prompts, inputs["attention_mask"].sum(dim=1).tolist(), extra_tokens or [0] * len(prompts), extra_what)
         return inputs.to(self.device)
+
+    def processor_inputs(self, prompts: Sequence[Prompt], image):
+        items = [[s.text if isinstance(s, TextSegment) else image(s.image) for s in prompt.segments] for prompt in prompts]
+        return self.processor(text=items, add_end_of_utterance_token=False, return_tensors="pt")
+
+    def prompt_lengths(self, prompts: Sequence[Prompt], chunk: int = 16) -> list[int]:
+        """Tokens each prompt takes: an image is its markers only (its pixels go in through cross-attention), but the
+        processor writes them, so it runs on blank stand-ins, a few prompts at a time (it builds their pixel arrays)."""
+        lengths: list[int] = []
+        for start in range(0, len(prompts), chunk):
+            inputs = self.processor_inputs(prompts[start:start + chunk], self.blank_image)
+            lengths += inputs["attention_mask"].sum(dim=1).tolist()
+        return lengths
+
+    def image_tokens(self) -> int:
+        """Text tokens one image adds to a prompt (its markers)."""
+        text, image = Prompt((TextSegment("x"),)), Prompt((TextSegment("x"), ImageSegment(ImageRef("blank", Path()))))
+        without, with_image = self.prompt_lengths([text, image])
+        return with_image - without
 
     def blank_image(self, _ref: ImageRef):
         from PIL import Image

@@ -38,6 +38,24 @@ class ProcessorModel:
         vocab = self.tokenizer.get_vocab()
         self.bad_words_ids = [[vocab[t]] for t in BANNED_TOKENS if t in vocab]
 
+    # The model's context, as the runner checks a cell's prompts against it before any model call (evals.context).
+
+    def context_limit(self) -> int | None:
+        """Positions the language model was trained for (a composite config keeps them in its text_config)."""
+        config = self.model.config
+        text = getattr(config, "text_config", None)
+        return getattr(text if text is not None else config, "max_position_embeddings", None)
+
+    def prompt_lengths(self, prompts: Sequence) -> list[int]:
+        """Tokens each prompt takes as the processor writes it, each image marker expanded to the image's tokens
+        (which the processor knows from its settings, without the pixels), special tokens included."""
+        texts = [p.text for p in prompts]
+        return [len(ids) for ids in self.processor(text=texts, add_special_tokens=True)["input_ids"]] if texts else []
+
+    def text_tokens(self, text: str) -> int:
+        """Tokens a continuation (a candidate) takes after a prompt."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False))
+
 
 def check_request(prompts: Sequence, candidates: Sequence[Sequence[str]], reduction: str) -> None:
     if len(prompts) != len(candidates):
