@@ -175,7 +175,7 @@ def run_demo(model: Path, out: Path, *extra: str) -> subprocess.CompletedProcess
 def predictions(out: Path) -> dict[str, list]:
     found = {}
     for path in sorted(out.rglob("*.samples.jsonl")):
-        found[path.name] = [json.loads(line)["prediction"] for line in path.read_text().splitlines()]
+        found[str(path.relative_to(out))] = [json.loads(line)["prediction"] for line in path.read_text().splitlines()]
     return found
 
 
