@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from evals.errors import ConfigError
-from evals.models import resolve_model
-from evals.models import generic
+from evals.models import generic, resolve_model
 from evals.models.families import family_for_model_type
 from evals.records import Example, GenerationParams, ImageRef, Prompt, TextSegment
 from evals.registry import PROMPT_FORMATS, suite_tasks

@@ -209,7 +209,7 @@ class GenericModel(Idefics2Model):
         return scoring.candidate_ids(self.tokenizer, tails, replies)
 
     def reply(self, candidate: str) -> str:
-        answer = candidate[: -len(END)] if candidate.endswith(END) else candidate
+        answer = candidate.removesuffix(END)
         return self.reply_lead + answer + (self.closing if candidate.endswith(END) else "")
 
     def score(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum") -> list[list[float]]:
