@@ -44,7 +44,8 @@ SEEDS_HELP = ("Seeds for shot selection: a count N (seeds 0..N-1) or a comma-sep
               "Default: 0.")
 MODEL_ARGS_HELP = ("Model loading options, key=value,...: dtype (fp32/bf16/fp16), attn_implementation (eager, sdpa, "
                    "flash_attention_2), load_in_4bit, revision, local_files_only, trust_remote_code; IDEFICS2: "
-                   "do_image_splitting, longest_edge. One model over several devices: device_map=auto (or sequential), "
+                   "do_image_splitting, longest_edge; generic: demonstrations (turns, one_turn), scoring (prefix, naive). "
+                   "One model over several devices: device_map=auto (or sequential), "
                    "max_memory=70GiB (each GPU of the process) or 0:70GiB;1:60GiB;cpu:200GiB, offload_folder=PATH "
                    "(disk). Recorded with every result.")
 GPUS_PER_PROCESS_HELP = ("With --model-args device_map=auto: the GPUs each process spreads its copy of the model over; "

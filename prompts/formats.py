@@ -83,14 +83,18 @@ def load_formats(folder: Path = TEMPLATES_DIR) -> dict[str, PromptFormat]:
         for name, table in tomllib.loads(path.read_text()).items():
             if name not in formats:
                 raise DataError(f"{path}: unknown prompt format '{name}' (formats.toml has: {', '.join(formats)})")
-            stop = tuple(formats[name].get("stop", ()))
-            for key, t in table.items():
-                if key in templates[name]:
-                    raise DataError(f"{path}: template {name}.{key} is defined twice")
-                example = template_example(t, formats[name].get("turn"), f"{path}: template {name}.{key}")
-                templates[name][key] = PromptTemplate(name, key, example, t.get("prefix", ""), stop,
-                                                      formats[name].get("user_label", ""))
+            for owner in (name, *(other for other, t in formats.items() if t.get("parts_from") == name)):
+                add_templates(templates[owner], owner, formats[owner], table, path)
     return {name: PromptFormat(name, table.get("description", ""), templates[name]) for name, table in formats.items()}
+
+
+def add_templates(into: dict[str, PromptTemplate], name: str, fmt: Mapping, table: Mapping, path: Path) -> None:
+    """A task file's templates in format `name` (or in a format that takes its `parts_from` that one), in its turn."""
+    for key, t in table.items():
+        if key in into:
+            raise DataError(f"{path}: template {name}.{key} is defined twice")
+        example = template_example(t, fmt.get("turn"), f"{path}: template {name}.{key}")
+        into[key] = PromptTemplate(name, key, example, t.get("prefix", ""), tuple(fmt.get("stop", ())), fmt.get("user_label", ""))
 
 
 def template_example(table: Mapping[str, str], turn: str | None, where: str) -> str:

@@ -177,3 +177,17 @@ add_family(ModelFamily("idefics", ("idefics",), ("idefics", "idefics-instruct"),
 add_family(ModelFamily("idefics2", ("idefics2",), ("idefics2", "idefics2-chat"), idefics2_load,
                        "IDEFICS2 (Laurençon et al. 2024): native resolution, perceiver, Mistral; base, instruct, chatty",
                        ("do_image_splitting", "longest_edge"), ("generate", "score", "prefix reuse", "device_map")))
+
+
+def generic_load(checkpoint: str | Path, device: str, options: ModelOptions, name: str | None) -> Model:
+    from evals.models.generic import GenericModel
+
+    return GenericModel.load(checkpoint, device=device, name=name, options=options)
+
+
+# Listed by hand (importing the module would import transformers): evals/models/generic.py ARCHITECTURES.
+GENERIC_MODEL_TYPES = ("gemma3", "llava_next", "qwen2_vl", "qwen2_5_vl", "llava_onevision")
+add_family(ModelFamily("generic", GENERIC_MODEL_TYPES, ("chat",), generic_load,
+                       "Any AutoModelForImageTextToText checkpoint with several images per prompt, through its own chat "
+                       "template (tested: Gemma 3, LLaVA-NeXT; Qwen2-VL, Qwen2.5-VL, LLaVA-OneVision need torchvision)",
+                       ("demonstrations", "scoring"), ("generate", "score", "prefix reuse", "device_map")))

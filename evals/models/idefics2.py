@@ -177,10 +177,14 @@ class Idefics2Model(ProcessorModel):
                               right_padded(chunk, width, self.tokenizer.pad_token_id).to(self.device)], dim=1)
             mask = torch.cat([inputs["attention_mask"].expand(rows, -1),
                               right_padded([[1] * len(c) for c in chunk], width, 0).to(self.device)], dim=1)
-            images = {k: inputs[k].repeat(rows, *[1] * (inputs[k].dim() - 1)) for k in ("pixel_values", "pixel_attention_mask") if k in inputs}
+            images = self.row_images(inputs, rows, width)
             with torch.inference_mode():
                 logits = self.model(input_ids=feed, attention_mask=mask, **images).logits[:, length - 1:-1].float()
             picked = torch.log_softmax(logits, dim=-1).gather(2, feed[:, length:].unsqueeze(2)).squeeze(2)
             sums += (picked * mask[:, length:]).sum(dim=1).tolist()
         return sums
 
+    def row_images(self, inputs, rows: int, width: int) -> dict:
+        """The prompt's image inputs for `rows` copies of it, each followed by `width` candidate tokens."""
+        return {k: inputs[k].repeat(rows, *[1] * (inputs[k].dim() - 1)) for k in ("pixel_values", "pixel_attention_mask")
+                if k in inputs}

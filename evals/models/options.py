@@ -37,6 +37,8 @@ class ModelOptions:
     trust_remote_code: bool = False
     do_image_splitting: bool | None = None  # IDEFICS2: each image also as 4 crops (None: the processor's setting)
     longest_edge: int | None = None  # IDEFICS2: resize so the longest image side is at most this (None: the processor's)
+    demonstrations: str | None = None  # generic family: shots as earlier chat turns or in one user turn (None: per model)
+    scoring: str | None = None  # generic family: prefix (cache reuse) or naive candidate scoring (None: per model)
     device_map: str | None = None  # auto | sequential: one copy spread over the process's GPUs (or CPU and disk)
     max_memory: str | None = None  # with device_map: the weights each device may hold (evals.placement.MemoryLimits)
     offload_folder: str | None = None  # with device_map: blocks that fit nowhere else are kept here and read per use
@@ -83,6 +85,14 @@ def to_positive_int(key: str, text: str) -> int:
     return int(text)
 
 
+def to_choice(*choices: str):
+    def convert(key: str, text: str) -> str:
+        if text not in choices:
+            raise ConfigError(f"--model-args {key}: unknown value '{text}' (choose from {', '.join(choices)})")
+        return text
+    return convert
+
+
 def to_device_map(key: str, text: str) -> str:
     from evals.placement import DEVICE_MAPS
 
@@ -102,6 +112,7 @@ def to_memory_limits(key: str, text: str) -> str:
 CONVERTERS = {
     "dtype": to_dtype, "attn_implementation": to_attention, "load_in_4bit": to_bool, "revision": lambda k, t: t,
     "local_files_only": to_bool, "trust_remote_code": to_bool, "do_image_splitting": to_bool, "longest_edge": to_positive_int,
+    "demonstrations": to_choice("turns", "one_turn"), "scoring": to_choice("prefix", "naive"),
     "device_map": to_device_map, "max_memory": to_memory_limits, "offload_folder": lambda k, t: t,
 }
 OPTION_NAMES = tuple(CONVERTERS)
@@ -151,8 +162,8 @@ def check_placement_options(options: ModelOptions) -> None:
 
 
 def check_family_options(options: ModelOptions, family: str, accepted: frozenset[str]) -> None:
-    """Family-specific options (do_image_splitting, longest_edge) are refused by families that have no such knob."""
-    family_only = {"do_image_splitting", "longest_edge"}
+    """Family-specific options (do_image_splitting, longest_edge, demonstrations, scoring) are refused by families that have no such knob."""
+    family_only = {"do_image_splitting", "longest_edge", "demonstrations", "scoring"}
     refused = sorted(set(options.set_keys()) & family_only - accepted)
     if refused:
         raise ConfigError(f"--model-args {refused[0]} does not apply to {family} models")
