@@ -118,6 +118,18 @@ def test_image_tokens_are_what_one_image_adds(tiny, image):
         assert 0 < (with_image - without) / 2 < tiny.image_tokens()
 
 
+def test_counted_prompt_lengths_are_the_encoded_ones_or_more(tiny, image):
+    """What evals.context counts before any model call: exact for Gemma 3's fixed image cost, never less than the
+    encoded length for LLaVA-NeXT (whose images are counted at their largest tiling)."""
+    prompts = mixed_prompts(image)
+    encoded = [int(tiny.encode([p], [0], "")["attention_mask"].sum()) for p in prompts]
+    counted = tiny.prompt_lengths(prompts)
+    if tiny.architecture.name == "Gemma 3":
+        assert counted == encoded
+    else:
+        assert all(c >= e for c, e in zip(counted, encoded))
+
+
 CANDIDATES = ("red<|end|>", "a blue car<|end|>", "2<|end|>", "yes")
 
 

@@ -235,6 +235,17 @@ class GenericModel(Idefics2Model):
                 out[key] = value.repeat(rows, *[1] * (value.dim() - 1))
         return out
 
+    def prompt_lengths(self, prompts: Sequence[Prompt]) -> list[int]:
+        """Tokens each prompt takes in the chat template's text, each image at `image_tokens()`: exact where an image
+        costs a fixed number (Gemma 3), at most what it can cost where that depends on its size (LLaVA-NeXT's tiles),
+        so a prompt counted as fitting does fit."""
+        bos, lengths = self.tokenizer.bos_token, []
+        for prompt in prompts:
+            text = self.chat_text(prompt)
+            words = self.tokenizer(text.replace(self.image_marker, ""), add_special_tokens=not (bos and text.startswith(bos)))
+            lengths.append(len(words["input_ids"]) + len(prompt.images) * self.image_tokens())
+        return lengths
+
     @cached_property
     def image_tokens_count(self) -> int:
         return measure_image_tokens(self.processor, self.image_marker)
