@@ -262,6 +262,10 @@ def test_image_splitting_and_longest_edge_reach_the_processor(tiny_idefics2_fold
     assert int((split_inputs["input_ids"] == image_id).sum()) == 5 * IMAGE_TOKENS_PER_IMAGE  # 4 crops + the whole image
     assert plain_inputs["pixel_values"].shape[-2:] == (16, 32)  # 40x20 at native aspect ratio, longest edge 32
     assert split.options.recorded() == {"do_image_splitting": True, "longest_edge": 16}
+    # what an image costs a prompt: its tokens between <fake_token_around_image> marks, 5 images' worth when split
+    assert plain.image_tokens() == IMAGE_TOKENS_PER_IMAGE + 2
+    assert split.image_tokens() == 5 * (IMAGE_TOKENS_PER_IMAGE + 1) + 1
+    assert split.image_tokens() == int(split_inputs["attention_mask"].sum()) - len(split.tokenizer.encode(prompt.text.replace("<image>", "")))
 
 
 def test_generation_is_text_without_image_tokens(tiny_idefics2, image):
