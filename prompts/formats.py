@@ -7,7 +7,7 @@ import json
 import string
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evals.errors import DataError
@@ -90,7 +90,21 @@ def load_formats(folder: Path = TEMPLATES_DIR) -> dict[str, PromptFormat]:
                 example = template_example(t, formats[name].get("turn"), f"{path}: template {name}.{key}")
                 templates[name][key] = PromptTemplate(name, key, example, t.get("prefix", ""), stop,
                                                       formats[name].get("user_label", ""))
+    for name, table in formats.items():
+        if "templates_of" in table:
+            templates[name] = borrowed_templates(name, table, formats, templates)
     return {name: PromptFormat(name, table.get("description", ""), templates[name]) for name, table in formats.items()}
+
+
+def borrowed_templates(name: str, table: Mapping, formats: Mapping, templates: Mapping) -> dict[str, PromptTemplate]:
+    """A format whose `templates_of` names another takes that format's task templates under its own name, stop
+    strings and user label (Idefics3 writes the same turns as IDEFICS2): written once, hashed apart."""
+    source = table["templates_of"]
+    if source not in formats or "templates_of" in formats[source]:
+        raise DataError(f"{FORMATS_FILE}: format '{name}' takes templates_of '{source}', not a format with templates")
+    own = templates[name]
+    return {**{key: replace(t, format=name, stop=tuple(table.get("stop", ())), user_label=table.get("user_label", ""))
+               for key, t in templates[source].items()}, **own}
 
 
 def template_example(table: Mapping[str, str], turn: str | None, where: str) -> str:

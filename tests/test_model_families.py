@@ -32,7 +32,7 @@ def test_unsupported_model_type_lists_the_families(tmp_path):
     with pytest.raises(ConfigError) as error:
         resolve_model(folder)
     assert str(error.value) == (f"model_type 'llava' in {tmp_path}/config.json is not supported; "
-                                "supported families: idefics, idefics2")
+                                "supported families: idefics, idefics2, idefics3")
 
 
 @pytest.mark.parametrize(("config", "says"), [("{not json", "not a readable JSON config"), ({"architectures": []}, "no field 'model_type'")])
@@ -83,7 +83,7 @@ def test_a_package_adds_a_family_through_its_entry_point(plugin_entry_points, tm
     plugin_entry_points(FakeEntryPoint("toy", ModelFamily("toy", ("toy_vlm",), ("idefics",), load, "a toy family")))
     model = resolve_model(folder_with_config(tmp_path, {"model_type": "toy_vlm"}), options=ModelOptions(dtype="bfloat16"))
     assert isinstance(model, ScriptedModel) and loaded == [(str(tmp_path), "cpu", "bfloat16")]
-    with pytest.raises(ConfigError, match="supported families: idefics, idefics2, toy"):
+    with pytest.raises(ConfigError, match="supported families: idefics, idefics2, idefics3, toy"):
         family_for_model_type("other", "x")
 
 

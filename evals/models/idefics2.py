@@ -111,6 +111,10 @@ class Idefics2Model(ProcessorModel):
         """The text the processor gets for each prompt (a subclass may open it with its chat template's first words)."""
         return [prompt.text for prompt in prompts]
 
+    def text_encoder(self):
+        """What cuts a prompt's tail and candidate into ids (`encode`): the processor's text path."""
+        return ProcessorText(self.processor)
+
     def image_tokens(self) -> int:
         """Tokens one image costs in a prompt with the current options (context budgets): the image's tokens and the
         markup around them, 5 times over with image splitting (four crops and the whole image)."""
@@ -142,7 +146,7 @@ class Idefics2Model(ProcessorModel):
         """Each candidate's ids as the processor gives them after the prompt's text from its last image on (the
         image's tokens are fixed, so what precedes it cannot change how the candidate is cut)."""
         tails = [prompt.text[prompt.text.rfind(IMAGE_MARKER):] if prompt.images else prompt.text for prompt in prompts]
-        return scoring.candidate_ids(ProcessorText(self.processor), tails, candidates)
+        return scoring.candidate_ids(self.text_encoder(), tails, candidates)
 
     def score(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum") -> list[list[float]]:
         """Log-likelihood of each candidate's tokens after its prompt, summed or averaged (`reduction`).
