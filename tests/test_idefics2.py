@@ -277,16 +277,20 @@ def test_generation_is_text_without_image_tokens(tiny_idefics2, image):
 
 
 def test_a_stop_string_of_two_tokens_ends_generation(tiny_idefics2, image):
+    assert_two_token_stop_ends_generation(tiny_idefics2, "idefics2", image)
+
+
+def assert_two_token_stop_ends_generation(model, prompt_format: str, image: ImageRef) -> None:
     """Found from the model's own free output (never hard-coded): two consecutive generated tokens whose text is two
     tokens again; generation with that stop string ends right after it."""
     from evals.records import GenerationParams
 
-    tokenizer = tiny_idefics2.tokenizer
+    tokenizer = model.tokenizer
     free_params = GenerationParams(max_new_tokens=16, num_beams=1, stop_sequences=())
     outputs = []
     for question in ("What is it?", "How many shapes are there?", "What color is the square?", "Is there a red shape?"):
-        prompt = render(PROMPT_FORMATS.get("idefics2").template("vqa"), [], vqa_example(1, question, image))
-        (free,) = tiny_idefics2.generate([prompt], free_params)
+        prompt = render(PROMPT_FORMATS.get(prompt_format).template("vqa"), [], vqa_example(1, question, image))
+        (free,) = model.generate([prompt], free_params)
         outputs.append(free)
         ids = tokenizer.encode(free, add_special_tokens=False)
         pairs = [tokenizer.decode(ids[i:i + 2]) for i in range(len(ids) - 2)]
@@ -296,7 +300,7 @@ def test_a_stop_string_of_two_tokens_ends_generation(tiny_idefics2, image):
             break
     # The seeded tiny model's outputs are fixed: no stretch in any of them is a failure, not a reason to skip.
     assert stop is not None, f"no two-token stretch to stop at in {outputs!r}"
-    (stopped,) = tiny_idefics2.generate([prompt], GenerationParams(max_new_tokens=16, num_beams=1, stop_sequences=(stop,)))
+    (stopped,) = model.generate([prompt], GenerationParams(max_new_tokens=16, num_beams=1, stop_sequences=(stop,)))
     assert stopped == free[: free.index(stop) + len(stop)]
 
 
