@@ -53,6 +53,16 @@ def test_idefics2_hub_checkpoints_are_registered():
         assert name in MODELS and "IDEFICS2" in MODELS.get(name).description
 
 
+def test_idefics3_and_smolvlm_hub_checkpoints_are_registered_and_detected(tmp_path):
+    for name in ("idefics3-8b-llama3", "smolvlm-256m-base", "smolvlm-256m-instruct", "smolvlm-500m-base",
+                 "smolvlm-500m-instruct", "smolvlm-instruct"):
+        assert name in MODELS and "Hugging" in MODELS.get(name).description
+    for model_type in ("idefics3", "smolvlm"):
+        folder = tmp_path / model_type
+        folder.mkdir()
+        assert detect_family(folder_with_config(folder, {"model_type": model_type}), ModelOptions()).name == "idefics3"
+
+
 class FakeEntryPoint:
     def __init__(self, name: str, target) -> None:
         self.name, self.value, self.target = name, f"fake_pkg:{name}", target
