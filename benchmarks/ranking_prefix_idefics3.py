@@ -18,13 +18,12 @@ dominate as they do for SmolVLM and Idefics3-8B; "tiny" is the test fixture's co
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 import transformers
-from ranking_prefix import run_benchmark  # the sibling benchmark (this script's folder is on sys.path)
-from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
+from ranking_prefix import run_benchmark, script_module, widened  # the sibling benchmark (this script's folder is on sys.path)
+from transformers import Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
 
 from evals.models.base import ModelInfo
 from evals.models.idefics3 import Idefics3Model
@@ -40,30 +39,14 @@ SMALL = {
 }
 
 
-def tiny_builder():
-    spec = importlib.util.spec_from_file_location("make_tiny_idefics3", MAKE_TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def small_config(tokenizer, tiny) -> Idefics3Config:
-    """The fixture's config made wider and deeper (head_dim too: Llama's config derives it once, at construction)."""
-    config = tiny.build_config(tokenizer)
-    for part, values in SMALL.items():
-        for key, value in values.items():
-            setattr(getattr(config, part), key, value)
-    return config
-
-
 def load(kind: str) -> Idefics3Model:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    tiny = tiny_builder()
+    tiny = script_module(MAKE_TINY)
     tokenizer = tiny.tokenizer_with_crop_tags()
     torch.manual_seed(0)
     if kind == "small":
-        config, size = small_config(tokenizer, tiny), SMALL_IMAGE_SIZE
+        config, size = widened(tiny.build_config(tokenizer), SMALL), SMALL_IMAGE_SIZE
     else:
         config, size = tiny.build_config(tokenizer), tiny.IMAGE_SIZE
     seq_len = (size // config.vision_config.patch_size) ** 2 // config.scale_factor ** 2

@@ -14,6 +14,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # its sibling, also when a test loads this file by path
+from make_tiny_idefics2 import command_line, save
+
 SEED = 0
 IMAGE_SIZE = 32  # the vision tower's size: each crop's side
 LONGEST_EDGE = 2 * IMAGE_SIZE  # images are resized to this longest side before splitting (at most 2 x 2 crops)
@@ -72,13 +75,8 @@ def build(out: Path) -> Path:
                                              do_image_splitting=True)
     processor = Idefics3Processor(image_processor, tokenizer, image_seq_len=IMAGE_SEQ_LEN,
                                   chat_template=tokenizer.bos_token + TURNS)
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    processor.save_pretrained(out)
-    return out
+    return save(out, model, processor)
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__.strip().splitlines()[-1].strip())
-    print(build(Path(sys.argv[1])))
+    command_line(build, __doc__)

@@ -20,8 +20,21 @@ from evals.records import Example, GenerationParams, ImageRef, Prompt, TextSegme
 from evals.registry import PROMPT_FORMATS
 from prompts import render
 from prompts.formats import merge_text
-from tests.test_idefics2 import (MIXED_CANDIDATES, MIXED_PROMPTS, assert_two_token_stop_ends_generation, chat_turn,
-                                 demo_tasks, image, image_of, largest_gap, protocols, run_demo, text_part, vqa_example)
+from tests.test_idefics2 import (
+    MIXED_CANDIDATES,
+    MIXED_PROMPTS,
+    assert_prefix_scores_equal_naive_scores,
+    assert_two_token_stop_ends_generation,
+    chat_turn,
+    demo_tasks,
+    image,
+    image_of,
+    largest_gap,
+    protocols,
+    run_demo,
+    text_part,
+    vqa_example,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 _ = image  # a fixture, shared with the IDEFICS2 tests
@@ -115,11 +128,7 @@ def test_chat_prompt_ids_are_apply_chat_templates(tiny_idefics3, image):
 def test_prefix_scores_equal_naive_scores(tiny_idefics3, reduction):
     lengths = tiny_idefics3.encode(MIXED_PROMPTS, [0] * 3, "")["attention_mask"].sum(dim=1).tolist()
     assert len(set(lengths)) == 3  # left padding is exercised
-    fast = tiny_idefics3.score(MIXED_PROMPTS, MIXED_CANDIDATES, reduction)
-    naive = tiny_idefics3.score_naive(MIXED_PROMPTS, MIXED_CANDIDATES, reduction)
-    assert largest_gap(fast, naive) < 1e-4
-    for fast_row, naive_row in zip(fast, naive):
-        assert fast_row.index(max(fast_row)) == naive_row.index(max(naive_row))
+    assert_prefix_scores_equal_naive_scores(tiny_idefics3, reduction)
 
 
 def test_scores_are_the_candidates_log_likelihood(tiny_idefics3, image):
