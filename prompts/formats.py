@@ -7,7 +7,7 @@ import json
 import string
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from evals.errors import DataError
@@ -83,28 +83,18 @@ def load_formats(folder: Path = TEMPLATES_DIR) -> dict[str, PromptFormat]:
         for name, table in tomllib.loads(path.read_text()).items():
             if name not in formats:
                 raise DataError(f"{path}: unknown prompt format '{name}' (formats.toml has: {', '.join(formats)})")
-            stop = tuple(formats[name].get("stop", ()))
-            for key, t in table.items():
-                if key in templates[name]:
-                    raise DataError(f"{path}: template {name}.{key} is defined twice")
-                example = template_example(t, formats[name].get("turn"), f"{path}: template {name}.{key}")
-                templates[name][key] = PromptTemplate(name, key, example, t.get("prefix", ""), stop,
-                                                      formats[name].get("user_label", ""))
-    for name, table in formats.items():
-        if "templates_of" in table:
-            templates[name] = borrowed_templates(name, table, formats, templates)
+            for owner in (name, *(other for other, t in formats.items() if t.get("parts_from") == name)):
+                add_templates(templates[owner], owner, formats[owner], table, path)
     return {name: PromptFormat(name, table.get("description", ""), templates[name]) for name, table in formats.items()}
 
 
-def borrowed_templates(name: str, table: Mapping, formats: Mapping, templates: Mapping) -> dict[str, PromptTemplate]:
-    """A format whose `templates_of` names another takes that format's task templates under its own name, stop
-    strings and user label (Idefics3 writes the same turns as IDEFICS2): written once, hashed apart."""
-    source = table["templates_of"]
-    if source not in formats or "templates_of" in formats[source]:
-        raise DataError(f"{FORMATS_FILE}: format '{name}' takes templates_of '{source}', not a format with templates")
-    own = templates[name]
-    return {**{key: replace(t, format=name, stop=tuple(table.get("stop", ())), user_label=table.get("user_label", ""))
-               for key, t in templates[source].items()}, **own}
+def add_templates(into: dict[str, PromptTemplate], name: str, fmt: Mapping, table: Mapping, path: Path) -> None:
+    """A task file's templates in format `name` (or in a format that takes its `parts_from` that one), in its turn."""
+    for key, t in table.items():
+        if key in into:
+            raise DataError(f"{path}: template {name}.{key} is defined twice")
+        example = template_example(t, fmt.get("turn"), f"{path}: template {name}.{key}")
+        into[key] = PromptTemplate(name, key, example, t.get("prefix", ""), tuple(fmt.get("stop", ())), fmt.get("user_label", ""))
 
 
 def template_example(table: Mapping[str, str], turn: str | None, where: str) -> str:
