@@ -192,6 +192,16 @@ def test_image_splitting_longest_edge_and_what_an_image_costs(tiny_idefics3_fold
     assert cost(split, Example("1", (image,), {})) == 2 * crop + newline + global_image < split.image_tokens()
 
 
+def test_prompt_lengths_for_the_context_budget_bound_the_encoded_lengths(tiny_idefics3, image):
+    """Square demo images: exactly the encoded length; a wide image gets fewer crops than counted: an upper bound."""
+    encoded = tiny_idefics3.encode(MIXED_PROMPTS, [0] * 3, "")["attention_mask"].sum(dim=1).tolist()
+    assert tiny_idefics3.prompt_lengths(MIXED_PROMPTS) == encoded
+    wide = render(PROMPT_FORMATS.get("idefics3-chat").template("vqa"), [], vqa_example(1, "What is it?", image))
+    (bound,) = tiny_idefics3.prompt_lengths([wide])
+    assert bound > int(tiny_idefics3.encode([wide], [0], "")["attention_mask"].sum())
+    assert tiny_idefics3.prompt_lengths([]) == []
+
+
 def test_smolvlm2_without_its_processors_packages_is_one_line(tmp_path, monkeypatch):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "smolvlm"}))
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in ("torchvision", "num2words") else object())
