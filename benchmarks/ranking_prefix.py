@@ -124,6 +124,25 @@ def compare(model: IdeficsModel, prompt: Prompt, names: list[str], repeats: int,
     }
 
 
+def script_module(path: Path):
+    """A script of this repository (scripts/make_tiny_*.py) as a module: the tiny checkpoints' configs, widened here."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def widened(config, changes: dict[str, dict]):
+    """`config` with each sub-config's fields set as `changes` says (head_dim too: decoder configs derive it once, at
+    construction, so it is set, not recomputed)."""
+    for part, values in changes.items():
+        for key, value in values.items():
+            setattr(getattr(config, part), key, value)
+    return config
+
+
 def run_benchmark(benchmark: str, description: str, load_model: Callable, prompt_tokens: Callable) -> None:
     """Parse the command line, time both paths at 100 and 1,000 names on `load_model(--model)` and print the JSON."""
     parser = argparse.ArgumentParser(description=description)

@@ -16,13 +16,12 @@ key/value heads) at 256 wide and 4 decoder layers, so the forwards, not Python, 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import torch
 import transformers
-from ranking_prefix import run_benchmark  # the sibling benchmark (this script's folder is on sys.path)
-from transformers import AutoTokenizer, Idefics2Config, Idefics2ForConditionalGeneration, Idefics2ImageProcessor, Idefics2Processor
+from ranking_prefix import run_benchmark, script_module, widened  # the sibling benchmark (this script's folder is on sys.path)
+from transformers import AutoTokenizer, Idefics2ForConditionalGeneration, Idefics2ImageProcessor, Idefics2Processor
 
 from evals.models import BUNDLED_CHECKPOINT
 from evals.models.base import ModelInfo
@@ -42,30 +41,14 @@ SMALL = {
 }
 
 
-def tiny_builder():
-    spec = importlib.util.spec_from_file_location("make_tiny_idefics2", MAKE_TINY)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def small_config(tokenizer, tiny) -> Idefics2Config:
-    """The fixture's config made wider and deeper (head_dim too: Mistral's config derives it once, at construction)."""
-    config = tiny.build_config(tokenizer)
-    for part, values in SMALL.items():
-        for key, value in values.items():
-            setattr(getattr(config, part), key, value)
-    return config
-
-
 def load(kind: str) -> Idefics2Model:
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     tokenizer = AutoTokenizer.from_pretrained(str(BUNDLED_CHECKPOINT))
     torch.manual_seed(0)
-    tiny = tiny_builder()
+    tiny = script_module(MAKE_TINY)
     if kind == "small":
-        config, size, latents = small_config(tokenizer, tiny), SMALL_IMAGE_SIZE, SMALL_LATENTS
+        config, size, latents = widened(tiny.build_config(tokenizer), SMALL), SMALL_IMAGE_SIZE, SMALL_LATENTS
     else:
         config, size, latents = tiny.build_config(tokenizer), tiny.IMAGE_SIZE, tiny.IMAGE_SEQ_LEN
     images = Idefics2ImageProcessor(size={"shortest_edge": size // 2, "longest_edge": size}, do_image_splitting=False)

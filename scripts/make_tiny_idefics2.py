@@ -57,13 +57,23 @@ def build(out: Path) -> Path:
     model = Idefics2ForConditionalGeneration(build_config(tokenizer)).eval()
     image_processor = Idefics2ImageProcessor(size={"shortest_edge": 16, "longest_edge": IMAGE_SIZE}, do_image_splitting=False)
     processor = Idefics2Processor(image_processor, tokenizer, image_seq_len=IMAGE_SEQ_LEN, chat_template=CHAT_TEMPLATE)
+    return save(out, model, processor)
+
+
+def save(out: Path, model, processor) -> Path:
+    """Weights, config, tokenizer and processor in `out` (created), as `from_pretrained` reads a checkpoint folder."""
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
 
 
-if __name__ == "__main__":
+def command_line(build, usage: str) -> None:
+    """`python SCRIPT OUT`: build the checkpoint in OUT and print where; otherwise the usage line."""
     if len(sys.argv) != 2:
-        sys.exit(__doc__.strip().splitlines()[-1].strip())
+        sys.exit(usage.strip().splitlines()[-1].strip())
     print(build(Path(sys.argv[1])))
+
+
+if __name__ == "__main__":
+    command_line(build, __doc__)

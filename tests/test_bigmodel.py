@@ -19,10 +19,12 @@ from evals.errors import ConfigError
 from evals.models import BUNDLED_CHECKPOINT
 from evals.models.idefics import IdeficsModel
 from evals.models.idefics2 import Idefics2Model
+from evals.models.idefics3 import Idefics3Model
 from evals.models.options import parse_model_args
 from evals.records import GenerationParams
 from tests.conftest import call_evals
 from tests.test_idefics2 import tiny_idefics2_folder  # noqa: F401  (a fixture)
+from tests.test_idefics3 import tiny_idefics3_folder  # noqa: F401  (a fixture)
 from tests.test_vision_cache import CANDIDATES, few_shot_prompts, twin
 
 # Scores through the prefix-reuse path may differ in float32's last bits: offloaded blocks get their weights (and the
@@ -66,9 +68,18 @@ def test_idefics_offloaded_to_disk_predicts_and_scores_as_loaded_whole(tiny_idef
 
 
 def test_idefics2_offloaded_to_disk_predicts_and_scores_as_loaded_whole(tiny_idefics2_folder, tmp_path):  # noqa: F811
-    whole = Idefics2Model.load(tiny_idefics2_folder)
-    half = (tiny_idefics2_folder / "model.safetensors").stat().st_size // 2
-    spread = Idefics2Model.load(tiny_idefics2_folder, options=parse_model_args(offloaded_options(tmp_path, half)))
+    assert_offloaded_half_predicts_and_scores_as_whole(Idefics2Model, tiny_idefics2_folder, tmp_path)
+
+
+def test_idefics3_offloaded_to_disk_predicts_and_scores_as_loaded_whole(tiny_idefics3_folder, tmp_path):  # noqa: F811
+    assert_offloaded_half_predicts_and_scores_as_whole(Idefics3Model, tiny_idefics3_folder, tmp_path)
+
+
+def assert_offloaded_half_predicts_and_scores_as_whole(model_class, folder: Path, offload: Path) -> None:
+    """Half the weights on disk (loaded through load_pretrained's device_map path): same generations, same scores."""
+    whole = model_class.load(folder)
+    half = (folder / "model.safetensors").stat().st_size // 2
+    spread = model_class.load(folder, options=parse_model_args(offloaded_options(offload, half)))
     assert spread.placement["devices"] == ["cpu", "disk"]
     prompts, params = few_shot_prompts(2), GenerationParams(max_new_tokens=5, num_beams=2)
     assert spread.generate(prompts, params) == whole.generate(prompts, params)

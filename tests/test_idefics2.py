@@ -185,8 +185,13 @@ def test_mixed_prompts_cover_the_hard_cases(tiny_idefics2):
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_prefix_scores_equal_naive_scores(tiny_idefics2, reduction):
-    fast = tiny_idefics2.score(MIXED_PROMPTS, MIXED_CANDIDATES, reduction)
-    naive = tiny_idefics2.score_naive(MIXED_PROMPTS, MIXED_CANDIDATES, reduction)
+    assert_prefix_scores_equal_naive_scores(tiny_idefics2, reduction)
+
+
+def assert_prefix_scores_equal_naive_scores(model, reduction: str) -> None:
+    """On the mixed prompts: every score within 1e-4 of the naive path's, the same best candidate for each prompt."""
+    fast = model.score(MIXED_PROMPTS, MIXED_CANDIDATES, reduction)
+    naive = model.score_naive(MIXED_PROMPTS, MIXED_CANDIDATES, reduction)
     assert largest_gap(fast, naive) < 1e-4
     for fast_row, naive_row in zip(fast, naive):
         assert fast_row.index(max(fast_row)) == naive_row.index(max(naive_row))
@@ -262,6 +267,10 @@ def test_image_splitting_and_longest_edge_reach_the_processor(tiny_idefics2_fold
     assert int((split_inputs["input_ids"] == image_id).sum()) == 5 * IMAGE_TOKENS_PER_IMAGE  # 4 crops + the whole image
     assert plain_inputs["pixel_values"].shape[-2:] == (16, 32)  # 40x20 at native aspect ratio, longest edge 32
     assert split.options.recorded() == {"do_image_splitting": True, "longest_edge": 16}
+    # what an image costs a prompt: its tokens between <fake_token_around_image> marks, 5 images' worth when split
+    assert plain.image_tokens() == IMAGE_TOKENS_PER_IMAGE + 2
+    assert split.image_tokens() == 5 * (IMAGE_TOKENS_PER_IMAGE + 1) + 1
+    assert split.image_tokens() == int(split_inputs["attention_mask"].sum()) - len(split.tokenizer.encode(prompt.text.replace("<image>", "")))
 
 
 def test_generation_is_text_without_image_tokens(tiny_idefics2, image):
@@ -273,16 +282,20 @@ def test_generation_is_text_without_image_tokens(tiny_idefics2, image):
 
 
 def test_a_stop_string_of_two_tokens_ends_generation(tiny_idefics2, image):
+    assert_two_token_stop_ends_generation(tiny_idefics2, "idefics2", image)
+
+
+def assert_two_token_stop_ends_generation(model, prompt_format: str, image: ImageRef) -> None:
     """Found from the model's own free output (never hard-coded): two consecutive generated tokens whose text is two
     tokens again; generation with that stop string ends right after it."""
     from evals.records import GenerationParams
 
-    tokenizer = tiny_idefics2.tokenizer
+    tokenizer = model.tokenizer
     free_params = GenerationParams(max_new_tokens=16, num_beams=1, stop_sequences=())
     outputs = []
     for question in ("What is it?", "How many shapes are there?", "What color is the square?", "Is there a red shape?"):
-        prompt = render(PROMPT_FORMATS.get("idefics2").template("vqa"), [], vqa_example(1, question, image))
-        (free,) = tiny_idefics2.generate([prompt], free_params)
+        prompt = render(PROMPT_FORMATS.get(prompt_format).template("vqa"), [], vqa_example(1, question, image))
+        (free,) = model.generate([prompt], free_params)
         outputs.append(free)
         ids = tokenizer.encode(free, add_special_tokens=False)
         pairs = [tokenizer.decode(ids[i:i + 2]) for i in range(len(ids) - 2)]
@@ -292,7 +305,7 @@ def test_a_stop_string_of_two_tokens_ends_generation(tiny_idefics2, image):
             break
     # The seeded tiny model's outputs are fixed: no stretch in any of them is a failure, not a reason to skip.
     assert stop is not None, f"no two-token stretch to stop at in {outputs!r}"
-    (stopped,) = tiny_idefics2.generate([prompt], GenerationParams(max_new_tokens=16, num_beams=1, stop_sequences=(stop,)))
+    (stopped,) = model.generate([prompt], GenerationParams(max_new_tokens=16, num_beams=1, stop_sequences=(stop,)))
     assert stopped == free[: free.index(stop) + len(stop)]
 
 

@@ -32,7 +32,7 @@ def test_unsupported_model_type_lists_the_families(tmp_path):
     with pytest.raises(ConfigError) as error:
         resolve_model(folder)
     assert str(error.value) == (f"model_type 'llava' in {tmp_path}/config.json is not supported; "
-                                "supported families: generic, idefics, idefics2")
+                                "supported families: generic, idefics, idefics2, idefics3")
 
 
 @pytest.mark.parametrize(("config", "says"), [("{not json", "not a readable JSON config"), ({"architectures": []}, "no field 'model_type'")])
@@ -51,6 +51,16 @@ def test_offline_hub_id_is_one_line(monkeypatch):
 def test_idefics2_hub_checkpoints_are_registered():
     for name in ("idefics2-8b-base", "idefics2-8b", "idefics2-8b-chatty"):
         assert name in MODELS and "IDEFICS2" in MODELS.get(name).description
+
+
+def test_idefics3_and_smolvlm_hub_checkpoints_are_registered_and_detected(tmp_path):
+    for name in ("idefics3-8b-llama3", "smolvlm-256m-base", "smolvlm-256m-instruct", "smolvlm-500m-base",
+                 "smolvlm-500m-instruct", "smolvlm-instruct"):
+        assert name in MODELS and "Hugging" in MODELS.get(name).description
+    for model_type in ("idefics3", "smolvlm"):
+        folder = tmp_path / model_type
+        folder.mkdir()
+        assert detect_family(folder_with_config(folder, {"model_type": model_type}), ModelOptions()).name == "idefics3"
 
 
 class FakeEntryPoint:
@@ -83,7 +93,7 @@ def test_a_package_adds_a_family_through_its_entry_point(plugin_entry_points, tm
     plugin_entry_points(FakeEntryPoint("toy", ModelFamily("toy", ("toy_vlm",), ("idefics",), load, "a toy family")))
     model = resolve_model(folder_with_config(tmp_path, {"model_type": "toy_vlm"}), options=ModelOptions(dtype="bfloat16"))
     assert isinstance(model, ScriptedModel) and loaded == [(str(tmp_path), "cpu", "bfloat16")]
-    with pytest.raises(ConfigError, match="supported families: generic, idefics, idefics2, toy"):
+    with pytest.raises(ConfigError, match="supported families: generic, idefics, idefics2, idefics3, toy"):
         family_for_model_type("other", "x")
 
 

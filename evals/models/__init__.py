@@ -61,6 +61,13 @@ for _size in ("9b", "80b"):
 for _name, _kind in (("idefics2-8b-base", "base"), ("idefics2-8b", "instruct"), ("idefics2-8b-chatty", "chatty")):
     MODELS.add(_name, family_entry("idefics2", _name, f"HuggingFaceM4/{_name}", f"HuggingFaceM4/{_name}, IDEFICS2 {_kind} "
                                    "(hub or local cache)"))
+MODELS.add("idefics3-8b-llama3", family_entry("idefics3", "idefics3-8b-llama3", "HuggingFaceM4/Idefics3-8B-Llama3",
+                                              "HuggingFaceM4/Idefics3-8B-Llama3, Idefics3 instruct (hub or local cache)"))
+for _name, _hub in (("smolvlm-256m-base", "SmolVLM-256M-Base"), ("smolvlm-256m-instruct", "SmolVLM-256M-Instruct"),
+                    ("smolvlm-500m-base", "SmolVLM-500M-Base"), ("smolvlm-500m-instruct", "SmolVLM-500M-Instruct"),
+                    ("smolvlm-instruct", "SmolVLM-Instruct")):
+    MODELS.add(_name, family_entry("idefics3", _name, f"HuggingFaceTB/{_hub}", f"HuggingFaceTB/{_hub}, SmolVLM "
+                                   "(hub or local cache)"))
 MODELS.add("scripted", ModelEntry("fixed answer 'yes' to every question (pipeline tests)", lambda d, t: ScriptedModel()))
 
 

@@ -1,4 +1,4 @@
-"""Model families (idefics, idefics2, and any an installed package adds) and picking one from a checkpoint's config.
+"""Model families (idefics, idefics2, idefics3, and any an installed package adds) and picking one from a checkpoint's config.
 
 A family says which `config.json` `model_type` values it loads, its prompt formats and how to load a checkpoint.
 `--model PATH` or a hub id reads the config's `model_type` and picks the family that claims it. A third-party package
@@ -171,11 +171,21 @@ def idefics2_load(checkpoint: str | Path, device: str, options: ModelOptions, na
     return Idefics2Model.load(checkpoint, device=device, name=name, options=options)
 
 
+def idefics3_load(checkpoint: str | Path, device: str, options: ModelOptions, name: str | None) -> Model:
+    from evals.models.idefics3 import Idefics3Model
+
+    return Idefics3Model.load(checkpoint, device=device, name=name, options=options)
+
+
 add_family(ModelFamily("idefics", ("idefics",), ("idefics", "idefics-instruct"), idefics_load,
                        "IDEFICS (Laurençon et al. 2023): Flamingo-style cross-attention; base and instruct",
                        supports=CAPABILITIES))
 add_family(ModelFamily("idefics2", ("idefics2",), ("idefics2", "idefics2-chat"), idefics2_load,
                        "IDEFICS2 (Laurençon et al. 2024): native resolution, perceiver, Mistral; base, instruct, chatty",
+                       ("do_image_splitting", "longest_edge"), ("generate", "score", "prefix reuse", "device_map")))
+add_family(ModelFamily("idefics3", ("idefics3", "smolvlm"), ("idefics3", "idefics3-chat"), idefics3_load,
+                       "Idefics3 and SmolVLM (Laurençon et al. 2024; Marafioti et al. 2025): image splitting, pixel shuffle, "
+                       "Llama/SmolLM; base and instruct (SmolVLM2: needs torchvision and num2words)",
                        ("do_image_splitting", "longest_edge"), ("generate", "score", "prefix reuse", "device_map")))
 
 

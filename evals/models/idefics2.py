@@ -49,6 +49,15 @@ def configure_images(processor, options: ModelOptions) -> ModelOptions:
     return replace(options, do_image_splitting=bool(images.do_image_splitting), longest_edge=int(images.size["longest_edge"]))
 
 
+def image_token_count(processor, side: int) -> int:
+    """Tokens the processor writes for one square `side` x `side` image: measured, not recomputed, so it is exact
+    for whatever markup (crop tags, a global-image tag) the processor puts around the image's tokens."""
+    from PIL import Image
+
+    image = Image.new("RGB", (side, side), (127, 127, 127))
+    return len(processor(text=[IMAGE_MARKER], images=[[image]], add_special_tokens=False)["input_ids"][0])
+
+
 def stop_arguments(tokenizer, stop_sequences: Sequence[str]) -> dict:
     """`generate` arguments that end an answer at every stop string: single-token stops as end-of-sequence ids, the
     others (a Mistral tokenizer may spell "\n" with two tokens) as `stop_strings`, matched on the decoded text."""
@@ -67,28 +76,55 @@ class Idefics2Model(ProcessorModel):
         super().__init__(model, processor, info, device, score_token_budget)
         self.options = options
 
+    # What a subclass for a sibling architecture (Idefics3) changes: its family, names and transformers classes.
+    FAMILY, WHAT, FORMATS = "idefics2", "IDEFICS2", ("idefics2", "idefics2-chat")
+    add_special_tokens = True  # the tokenizer's own BOS (IDEFICS2's chat template writes none)
+
+    @classmethod
+    def transformers_classes(cls, checkpoint: str | Path, options: ModelOptions) -> tuple:
+        """The processor and model classes that load this family's checkpoints."""
+        from transformers import Idefics2ForConditionalGeneration, Idefics2Processor
+
+        return Idefics2Processor, Idefics2ForConditionalGeneration
+
+    @staticmethod
+    def configure_images(processor, options: ModelOptions) -> ModelOptions:
+        return configure_images(processor, options)
+
     @classmethod
     def load(cls, checkpoint: str | Path, device: str = "cpu", name: str | None = None,
              options: ModelOptions | None = None) -> Idefics2Model:
         """Load processor and weights; `name` is how results refer to it (default: the checkpoint). A name or folder
         with "base" in it gets the plain interleaved format, any other the chat format (instruct, chatty)."""
-        from transformers import Idefics2ForConditionalGeneration, Idefics2Processor
-
         options = options or ModelOptions()
-        check_family_options(options, "idefics2", FAMILY_OPTIONS)
-        processor, model = load_pretrained(Idefics2Processor, Idefics2ForConditionalGeneration, checkpoint, device, options,
-                                           "IDEFICS2")
-        options = configure_images(processor, options)
+        check_family_options(options, cls.FAMILY, FAMILY_OPTIONS)
+        processor_class, model_class = cls.transformers_classes(checkpoint, options)
+        processor, model = load_pretrained(processor_class, model_class, checkpoint, device, options, cls.WHAT)
+        options = cls.configure_images(processor, options)
         name = name or str(checkpoint)
-        prompt_format = "idefics2" if "base" in Path(name).name.lower() else "idefics2-chat"
-        info = ModelInfo(name, "idefics2", checkpoint_revision(str(checkpoint), model), options.dtype, prompt_format)
+        base, chat = cls.FORMATS
+        prompt_format = base if "base" in Path(name).name.lower() else chat
+        info = ModelInfo(name, cls.FAMILY, checkpoint_revision(str(checkpoint), model), options.dtype, prompt_format)
         return cls(model, processor, info, inputs_device(model, device, options), options)
+
+    def prompt_texts(self, prompts: Sequence[Prompt]) -> list[str]:
+        """The text the processor gets for each prompt (a subclass may open it with its chat template's first words)."""
+        return [prompt.text for prompt in prompts]
+
+    def text_encoder(self):
+        """What cuts a prompt's tail and candidate into ids (`encode`): the processor's text path."""
+        return ProcessorText(self.processor)
+
+    def image_tokens(self) -> int:
+        """Tokens one image costs in a prompt with the current options (context budgets): the image's tokens and the
+        markup around them, 5 times over with image splitting (four crops and the whole image)."""
+        return image_token_count(self.processor, self.processor.image_processor.size["longest_edge"])
 
     def encode(self, prompts: Sequence[Prompt], extra_tokens: Sequence[int], extra_what: str):
         """Processor inputs for a batch (left-padded); nothing truncated: too long a prompt is a DataError."""
         images = [[load_image(ref) for ref in prompt.images] for prompt in prompts]
-        inputs = self.processor(text=[p.text for p in prompts], images=images if any(images) else None, padding=True,
-                                add_special_tokens=True, return_tensors="pt")
+        inputs = self.processor(text=self.prompt_texts(prompts), images=images if any(images) else None, padding=True,
+                                add_special_tokens=self.add_special_tokens, return_tensors="pt")
         limit = getattr(self.model.config.text_config, "max_position_embeddings", None)
         lengths = inputs["attention_mask"].sum(dim=1).tolist()
         check_prompt_lengths(prompts, lengths, extra_tokens, extra_what, limit, self.info.id)
@@ -110,7 +146,7 @@ class Idefics2Model(ProcessorModel):
         """Each candidate's ids as the processor gives them after the prompt's text from its last image on (the
         image's tokens are fixed, so what precedes it cannot change how the candidate is cut)."""
         tails = [prompt.text[prompt.text.rfind(IMAGE_MARKER):] if prompt.images else prompt.text for prompt in prompts]
-        return scoring.candidate_ids(ProcessorText(self.processor), tails, candidates)
+        return scoring.candidate_ids(self.text_encoder(), tails, candidates)
 
     def score(self, prompts: Sequence[Prompt], candidates: Sequence[Sequence[str]], reduction: str = "sum") -> list[list[float]]:
         """Log-likelihood of each candidate's tokens after its prompt, summed or averaged (`reduction`).
