@@ -90,7 +90,7 @@ class Units:
         return np.repeat(self.members, np.repeat(counts, self.sizes))
 
 
-def sorted_keys(ids: Sequence, what: str) -> np.ndarray:
+def id_keys(ids: Sequence, what: str) -> np.ndarray:
     """Ids as strings: 7, np.int64(7) and "7" sort alike in every process."""
     keys = np.array([str(i) for i in ids], dtype=str)
     if keys.size == 0:
@@ -100,7 +100,7 @@ def sorted_keys(ids: Sequence, what: str) -> np.ndarray:
 
 def units_of(ids: Sequence, groups: Sequence | None = None) -> Units:
     """The resampling units: each query alone, or the queries that share a group id (e.g. an image id)."""
-    keys = sorted_keys(ids, "queries")
+    keys = id_keys(ids, "queries")
     _, by_id = np.unique(keys, return_index=True)  # one sort gives both the id order and the duplicate check
     if len(by_id) != len(keys):
         raise DataError("duplicate query ids: a resample must know which query each score belongs to")
@@ -108,7 +108,7 @@ def units_of(ids: Sequence, groups: Sequence | None = None) -> Units:
         return Units(by_id, np.arange(len(keys)), np.ones(len(keys), dtype=np.intp), "query")
     if len(groups) != len(keys):
         raise DataError(f"{len(groups)} group ids for {len(keys)} queries: each query needs its group")
-    _, group_of = np.unique(sorted_keys(groups, "groups")[by_id], return_inverse=True)
+    _, group_of = np.unique(id_keys(groups, "groups")[by_id], return_inverse=True)
     members = by_id[np.argsort(group_of, kind="stable")]  # stable: queries keep their id order inside a group
     sizes = np.bincount(group_of)
     return Units(members, np.concatenate(([0], np.cumsum(sizes)[:-1])), sizes, "group")
@@ -391,9 +391,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], ids: Sequence, *, 
     interval = percentile_interval(math.fsum(differences) / len(differences), stats, units, level, seed)
     binary = two_levels(first, second)
     chosen = ("mcnemar" if binary and groups is None else "sign-flip") if test == "auto" else test
-    counts = dict(a_only=None, b_only=None)
+    counts: dict = {"a_only": None, "b_only": None}
     if binary:  # with two levels, "higher" means right where the other run is wrong
-        counts = dict(a_only=int(np.sum(first > second)), b_only=int(np.sum(second > first)))
+        counts = {"a_only": int(np.sum(first > second)), "b_only": int(np.sum(second > first))}
     if chosen == "mcnemar":
         if not binary:
             raise DataError("McNemar's test needs scores that take two values (0/1) in both runs")
@@ -418,7 +418,7 @@ def paired_statistic(score_a: Statistic, score_b: Statistic, ids: Sequence, *, g
     """
     check_settings(resamples, level, seed)
     units = units_of(ids, groups)
-    difference = lambda positions: score_b(positions) - score_a(positions)  # noqa: E731
+    difference = lambda positions: score_b(positions) - score_a(positions)
     stats = statistic_resamples(difference, units, resamples, seed)
     interval = percentile_interval(difference(units.members), stats, units, level, seed)
     return PairedComparison(interval.estimate, interval, bootstrap_p(stats), "bootstrap", len(units.members))
