@@ -312,7 +312,7 @@ def variance_split(scores: Sequence[Sequence[float]]) -> VarianceSplit:
 
 # ---------------------------------------------------------------- paired comparison of two runs
 
-Test = Literal["auto", "mcnemar", "sign-flip", "bootstrap"]
+PairedTest = Literal["auto", "mcnemar", "sign-flip", "bootstrap"]
 
 
 @dataclass(frozen=True)
@@ -374,7 +374,7 @@ def bootstrap_p(stats: np.ndarray) -> float:
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float], ids: Sequence, *, groups: Sequence | None = None,
-                      test: Test = "auto", resamples: int = RESAMPLES, level: float = LEVEL, seed: int = 0) -> PairedComparison:
+                      test: PairedTest = "auto", resamples: int = RESAMPLES, level: float = LEVEL, seed: int = 0) -> PairedComparison:
     """Compare two runs' per-query scores of a mean-decomposable metric, matched by query id (B - A).
 
     The interval is the bootstrap of the per-query differences (paired: a resample redraws queries, each
@@ -405,6 +405,15 @@ def paired_difference(a: Sequence[float], b: Sequence[float], ids: Sequence, *, 
     else:
         raise DataError(f"unknown paired test {test!r}: auto, mcnemar, sign-flip or bootstrap")
     return PairedComparison(interval.estimate, interval, p, chosen, len(differences), **counts)
+
+
+def flips(a: Sequence[float], b: Sequence[float], ids: Sequence) -> tuple[list, list]:
+    """The queries that change between two runs (say 0 and k shots): (better in A, better in B), each sorted by id.
+    With 0/1 scores these are McNemar's discordant queries."""
+    keys = id_keys(ids, "queries")
+    first, second = as_scores(a, len(keys), "scores of run A"), as_scores(b, len(keys), "scores of run B")
+    order = np.argsort(keys, kind="stable")
+    return ([ids[i] for i in order if first[i] > second[i]], [ids[i] for i in order if second[i] > first[i]])
 
 
 def paired_statistic(score_a: Statistic, score_b: Statistic, ids: Sequence, *, groups: Sequence | None = None,

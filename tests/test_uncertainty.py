@@ -10,6 +10,7 @@ from metrics import uncertainty
 from metrics.uncertainty import (
     bootstrap_mean,
     bootstrap_statistic,
+    flips,
     holm,
     mcnemar_p,
     paired_difference,
@@ -63,6 +64,15 @@ def test_paired_difference_of_0_1_scores_is_mcnemar_on_the_discordant_queries():
     assert result.p_value == pytest.approx(112 / 1024)
     assert result.difference == pytest.approx(6.0)  # (8 - 2) of 100 queries, x100
     assert result.interval.low < 6.0 < result.interval.high
+
+
+def test_flips_name_the_discordant_queries_and_groups_turn_mcnemar_into_a_sign_flip_by_group():
+    a = [100.0, 0.0, 100.0, 0.0, 100.0, 0.0]
+    b = [100.0, 100.0, 0.0, 100.0, 100.0, 0.0]
+    ids = ["q5", "q3", "q1", "q2", "q4", "q0"]
+    assert flips(a, b, ids) == (["q1"], ["q2", "q3"])
+    by_image = paired_difference(a, b, ids, groups=["i1", "i1", "i2", "i2", "i3", "i3"], resamples=200)
+    assert (by_image.test, by_image.a_only, by_image.b_only) == ("sign-flip", 1, 2)  # McNemar assumes independent queries
 
 
 def test_paired_test_is_far_more_sensitive_than_an_unpaired_one_on_paired_data():
