@@ -87,3 +87,14 @@ def call_evals(monkeypatch, capsys, args: list[str]) -> tuple[int, str, str]:
         code = stop.code or 0
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+def assert_refused(code: int, out: str, err: str, expected: int, fragment: str) -> None:
+    """Bad input as README promises it: the expected exit status, one `error:` line holding `fragment`, no traceback,
+    and nothing on stdout (no score or table where an error is due)."""
+    assert "Traceback" not in out + err
+    assert code == expected, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert fragment in lines[0], err
+    assert not out.strip(), out

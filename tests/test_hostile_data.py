@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import call_evals
+from tests.conftest import assert_refused, call_evals
 
 CONFORMANCE = Path(__file__).parent / "data" / "conformance"
 DEMO = Path(__file__).parent.parent / "tasks" / "demo"
@@ -280,7 +280,4 @@ def test_hostile_data(monkeypatch, capsys, tmp_path, case):
     if case.code == 0:
         assert case.fragment in out, out
         return
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error:"), err
-    assert case.fragment in lines[0], err
-    assert not out.strip(), out  # no score or table where an error is due
+    assert_refused(code, out, err, case.code, case.fragment)
