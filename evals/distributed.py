@@ -53,6 +53,14 @@ def current_world(device: str = "cpu", gpus_per_process: int = 1) -> World:
     return World(rank, size, local_rank, "nccl" if device.startswith("cuda") else "gloo", gpus_per_process)
 
 
+def processes_per_node() -> int:
+    """How many processes share this node (torchrun and accelerate launch set LOCAL_WORLD_SIZE); one without them."""
+    count = env_int("LOCAL_WORLD_SIZE", 1)
+    if count < 1:
+        raise ConfigError(f"environment: LOCAL_WORLD_SIZE={count} is not a positive integer")
+    return count
+
+
 def env_int(name: str, default: int) -> int:
     text = os.environ.get(name, "")
     if not text:

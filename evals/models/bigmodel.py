@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from evals.distributed import current_world, processes_per_node
 from evals.errors import ConfigError
 from evals.models import compat
 from evals.models.options import ModelOptions, processor_kwargs
@@ -47,21 +48,6 @@ def machine_memory() -> int:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def processes_per_node() -> int:
-    """torchrun and accelerate launch say how many processes share this node; one without a launcher."""
-    text = os.environ.get("LOCAL_WORLD_SIZE", "1")
-    if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"environment: LOCAL_WORLD_SIZE={text!r} is not a positive integer")
-    return int(text)
-
-
-def local_rank() -> int:
-    text = os.environ.get("LOCAL_RANK", "0") if os.environ.get("WORLD_SIZE", "1") not in ("", "1") else "0"
-    if not text.isdigit():
-        raise ConfigError(f"environment: LOCAL_RANK={text!r} is not an integer")
-    return int(text)
-
-
 def plan_for(empty, device: str, options: ModelOptions, what: str) -> Placement:
     import torch
 
@@ -70,7 +56,8 @@ def plan_for(empty, device: str, options: ModelOptions, what: str) -> Placement:
                           f"--gpus-per-process)")
     size = weight_bytes(empty, getattr(torch, options.dtype))
     limits = MemoryLimits.parse(options.max_memory) if options.max_memory else MemoryLimits()
-    return plan_placement(node_gpu_memory(device), processes_per_node(), local_rank(), size, f"{what} in {options.dtype}",
+    world = current_world(device)
+    return plan_placement(node_gpu_memory(device), processes_per_node(), world.local_rank, size, f"{what} in {options.dtype}",
                           options.gpus_per_process, limits, machine_memory(), options.offload_folder is not None)
 
 
