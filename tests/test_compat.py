@@ -172,3 +172,19 @@ def test_no_split_modules(tiny_idefics):
     found = compat.no_split_modules(tiny_idefics.model)
     classes = {type(m).__name__ for m in tiny_idefics.model.modules()}
     assert {"IdeficsDecoderLayer", "IdeficsGatedCrossAttentionLayer", "IdeficsVisionEncoderLayer"} <= set(found) <= classes
+
+
+def test_idefics_prompt_texts(tiny_idefics):
+    """The processor's text, rebuilt without pixels, tokenizes to exactly the processor's ids: text with spaces at its
+    ends, images back to back, an image first and last."""
+    from pathlib import Path
+
+    from evals.records import ImageRef, ImageSegment, Prompt, TextSegment
+
+    image = ImageSegment(ImageRef("blank", Path()))
+    prompts = [Prompt((TextSegment(" Question: why? "), image, image, TextSegment("Answer: "))),
+               Prompt((image, TextSegment("Caption:"), image)), Prompt((TextSegment("text only"),))]
+    written = tiny_idefics.processor_inputs(prompts, tiny_idefics.blank_image)
+    for row, text in enumerate(compat.idefics_prompt_texts(tiny_idefics.tokenizer, prompts)):
+        ids = written["input_ids"][row][written["attention_mask"][row].bool()].tolist()
+        assert tiny_idefics.tokenizer(text)["input_ids"] == ids

@@ -40,6 +40,22 @@ def test_the_bundled_model_says_its_context_and_what_an_image_costs(tiny_idefics
     assert tiny_idefics.image_tokens() == 3  # <fake_token_around_image><image><fake_token_around_image>
 
 
+@pytest.mark.parametrize("shots", [0, 2, 4])
+def test_counted_lengths_equal_what_the_processor_writes(tiny_idefics, shots):
+    """IDEFICS prompts are counted from the tokenizer alone; on every demo task's prompts the count is exact."""
+    from evals.registry import PROMPT_FORMATS, TASKS
+    from evals.runner import build_requests, plan_cells
+
+    prompts = []
+    for name in ("demo_vqa", "demo_caption", "demo_classify", "demo_memes", "demo_dialog", "demo_match"):
+        plan = plan_cells(tiny_idefics, TASKS.get(name), PROMPT_FORMATS.get("idefics"), RunSettings(shots=(shots,), limit=4))
+        if plan:
+            prompts += [p for r in build_requests(plan[0].task, plan[0].template, plan[0].selector, plan[0].data, plan[0].cell)
+                        for p in r.prompts]
+    written = tiny_idefics.processor_inputs(prompts, tiny_idefics.blank_image)["attention_mask"].sum(dim=1).tolist()
+    assert len(prompts) >= 16 and tiny_idefics.prompt_lengths(prompts) == written
+
+
 def test_a_prompt_past_the_context_is_refused_with_the_arithmetic_before_any_model_call(tiny_idefics, tmp_path):
     model = limited(tiny_idefics, 60)
     with pytest.raises(ConfigError) as error:

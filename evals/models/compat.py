@@ -158,3 +158,24 @@ def no_split_modules(model) -> list[str]:
     `_no_split_modules`, which transformers' own device_map="auto" reads (a list or a set, by release).
     Test: test_compat.py::test_no_split_modules."""
     return sorted(getattr(model, "_no_split_modules", None) or [])
+
+
+def idefics_prompt_texts(tokenizer, prompts) -> list[str]:
+    """The text IdeficsProcessor tokenizes for interleaved prompts, built without the pixel arrays it would also make:
+    the start token as text, each text item stripped of spaces, `<fake_token_around_image><image><fake_token_around_image>`
+    for an image (`<image><fake_token_around_image>` right after another), no end-of-utterance token (the harness
+    never asks for one). Test: test_compat.py::test_idefics_prompt_texts."""
+    from evals.records import TextSegment
+
+    fake, image = "<fake_token_around_image>", "<image>"
+    texts = []
+    for prompt in prompts:
+        text, last_was_image = tokenizer.bos_token, False
+        for segment in prompt.segments:
+            if isinstance(segment, TextSegment):
+                text += segment.text.strip(" ")
+            else:
+                text += image + fake if last_was_image else fake + image + fake
+            last_was_image = not isinstance(segment, TextSegment)
+        texts.append(text)
+    return texts

@@ -30,6 +30,7 @@ from evals.models.vision_cache import cache_from_settings
 from evals.records import GenerationParams, ImageRef, ImageSegment, Prompt, TextSegment
 
 DTYPES = ("float32", "bfloat16", "float16")
+IMAGE_MARKER_TOKENS = 3  # <fake_token_around_image><image><fake_token_around_image>, as IdeficsProcessor writes an image
 
 
 def checkpoint_revision(checkpoint: str, model) -> str:
@@ -134,20 +135,15 @@ class IdeficsModel(ProcessorModel):
         items = [[s.text if isinstance(s, TextSegment) else image(s.image) for s in prompt.segments] for prompt in prompts]
         return self.processor(text=items, add_end_of_utterance_token=False, return_tensors="pt")
 
-    def prompt_lengths(self, prompts: Sequence[Prompt], chunk: int = 16) -> list[int]:
-        """Tokens each prompt takes: an image is its markers only (its pixels go in through cross-attention), but the
-        processor writes them, so it runs on blank stand-ins, a few prompts at a time (it builds their pixel arrays)."""
-        lengths: list[int] = []
-        for start in range(0, len(prompts), chunk):
-            inputs = self.processor_inputs(prompts[start:start + chunk], self.blank_image)
-            lengths += inputs["attention_mask"].sum(dim=1).tolist()
-        return lengths
+    def prompt_lengths(self, prompts: Sequence[Prompt]) -> list[int]:
+        """Tokens each prompt takes: the processor's text, tokenized without building the pixel arrays the processor
+        would also make for every image (a 32-shot cell has 33 a query)."""
+        texts = compat.idefics_prompt_texts(self.tokenizer, prompts)
+        return [len(ids) for ids in self.tokenizer(texts)["input_ids"]] if texts else []
 
     def image_tokens(self) -> int:
-        """Text tokens one image adds to a prompt (its markers)."""
-        text, image = Prompt((TextSegment("x"),)), Prompt((TextSegment("x"), ImageSegment(ImageRef("blank", Path()))))
-        without, with_image = self.prompt_lengths([text, image])
-        return with_image - without
+        """Text tokens one image adds to a prompt: its markers (its pixels go in through cross-attention)."""
+        return IMAGE_MARKER_TOKENS
 
     def blank_image(self, _ref: ImageRef):
         from PIL import Image
