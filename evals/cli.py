@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -68,40 +68,40 @@ def batch_size_value(text: str | int) -> int | str:
 @app.command()
 def run(
     ctx: typer.Context,
-    model: Annotated[list[str] | None, typer.Option(help="Registered model name, local checkpoint folder, or hub id "
+    model: Annotated[Optional[list[str]], typer.Option(help="Registered model name, local checkpoint folder, or hub id "
                                                             "(repeatable: run one after another). Default: tiny-idefics.")] = None,
-    task: Annotated[list[str] | None, typer.Option(help="Task name (repeatable). Default: the bundled demo suite.")] = None,
+    task: Annotated[Optional[list[str]], typer.Option(help="Task name (repeatable). Default: the bundled demo suite.")] = None,
     shots: Annotated[str, typer.Option(help="Shot counts, comma-separated. 0 = two text-only shots (Flamingo).")] = "0,4",
-    seeds: Annotated[str | None, typer.Option(help=SEEDS_HELP)] = None,
-    seed: Annotated[list[int] | None, typer.Option(help="One seed for shot selection (repeatable; or use --seeds).")] = None,
+    seeds: Annotated[Optional[str], typer.Option(help=SEEDS_HELP)] = None,
+    seed: Annotated[Optional[list[int]], typer.Option(help="One seed for shot selection (repeatable; or use --seeds).")] = None,
     selection: Annotated[str, typer.Option(help="Shot selection, comma-separated: random, rices.")] = "random",
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N queries of each task.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Evaluate only the first N queries of each task.")] = None,
     batch_size: Annotated[str, typer.Option(parser=batch_size_value, metavar="INTEGER|auto",
                                             help="Prompts per model call, or auto (start at 64, halve on out-of-memory); "
                                                  "never changes a prediction.")] = 8,
-    data_dir: Annotated[Path | None, typer.Option(help="Root holding each benchmark's folder (e.g. DIR/vqav2).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Root holding each benchmark's folder (e.g. DIR/vqav2).")] = None,
     output_dir: Annotated[Path, typer.Option(help="Where cell records and per-sample JSONL are written.")] = Path("eval-results"),
     device: Annotated[str, typer.Option(help="torch device, e.g. cpu or cuda:0.")] = "cpu",
-    gpus_per_process: Annotated[int | None, typer.Option(help=GPUS_PER_PROCESS_HELP)] = None,
-    dtype: Annotated[str | None, typer.Option(help="Model weights dtype: float32, bfloat16 or float16 (the same as "
+    gpus_per_process: Annotated[Optional[int], typer.Option(help=GPUS_PER_PROCESS_HELP)] = None,
+    dtype: Annotated[Optional[str], typer.Option(help="Model weights dtype: float32, bfloat16 or float16 (the same as "
                                                       "--model-args dtype=...). Default: float32.")] = None,
-    model_args: Annotated[str | None, typer.Option(help=MODEL_ARGS_HELP)] = None,
-    prompt_format: Annotated[str | None, typer.Option(help="Prompt format (default: the model's own).")] = None,
+    model_args: Annotated[Optional[str], typer.Option(help=MODEL_ARGS_HELP)] = None,
+    prompt_format: Annotated[Optional[str], typer.Option(help="Prompt format (default: the model's own).")] = None,
     embedder: Annotated[str, typer.Option(help=EMBEDDER_HELP)] = "auto",
     rices_order: Annotated[str, typer.Option(help="RICES shot order: ascending (most similar last) or descending.")] = "ascending",
     rices_dedup_images: Annotated[bool, typer.Option(help="RICES: at most one shot per support image.")] = False,
     rices_index: Annotated[str, typer.Option(help="RICES search: exact (default) or ivf (approximate, large sets).")] = "exact",
-    cache_dir: Annotated[Path | None, typer.Option(help=CACHE_HELP)] = None,
-    source: Annotated[list[str] | None, typer.Option(help=SOURCE_HELP)] = None,
-    loglik: Annotated[str | None, typer.Option(help="Ranked tasks: score a candidate by the sum (m4) or mean (OpenFlamingo) "
+    cache_dir: Annotated[Optional[Path], typer.Option(help=CACHE_HELP)] = None,
+    source: Annotated[Optional[list[str]], typer.Option(help=SOURCE_HELP)] = None,
+    loglik: Annotated[Optional[str], typer.Option(help="Ranked tasks: score a candidate by the sum (m4) or mean (OpenFlamingo) "
                                                         "of its token log-probabilities. Default: the task's own.")] = None,
     score_closing: Annotated[bool, typer.Option(help="Ranked tasks: score the template's text after the answer too "
                                                      "(e.g. '\\n', <end_of_utterance>), so no candidate wins by being a "
                                                      "prefix of another; --no-score-closing scores the answer alone (m4, "
                                                      "OpenFlamingo).")] = True,
-    metric_variant: Annotated[list[str] | None, typer.Option(help="A peers' metric variant by name, used by the tasks "
+    metric_variant: Annotated[Optional[list[str]], typer.Option(help="A peers' metric variant by name, used by the tasks "
                                                                       "that have it (see `evals tasks`; repeatable).")] = None,
-    task_module: Annotated[list[Path] | None, typer.Option(help=TASK_MODULE_HELP)] = None,
+    task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
     skip_bad_samples: Annotated[bool, typer.Option(help="Skip (and count in the record) a query whose image cannot be "
                                                         "decoded, instead of stopping.")] = False,
     fit_context: Annotated[bool, typer.Option(help="Where a prompt does not fit the model's context, drop the shots "
@@ -110,7 +110,7 @@ def run(
     bootstrap_resamples: Annotated[int, typer.Option(help="Resamples of each score's 95% bootstrap interval over queries "
                                                           "(seed 0, recorded with it; 0: no intervals). Changes no "
                                                           "other number.")] = 1000,
-    config: Annotated[Path | None, typer.Option(help=CONFIG_HELP)] = None,
+    config: Annotated[Optional[Path], typer.Option(help=CONFIG_HELP)] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete the records and journals of the cells this run has and run them "
                                                  "afresh (default: resume: finished cells and journaled samples are kept).")] = False,
     verbose: Annotated[bool, typer.Option(help="Also show library warnings (deprecations, transformers' messages) on "
@@ -270,15 +270,15 @@ app.add_typer(rices_app, name="rices")
 
 @rices_app.command("build")
 def rices_build(
-    task: Annotated[list[str] | None, typer.Option(help="Task name (repeatable). Default: the demo suite.")] = None,
+    task: Annotated[Optional[list[str]], typer.Option(help="Task name (repeatable). Default: the demo suite.")] = None,
     embedder: Annotated[str, typer.Option(help=EMBEDDER_HELP)] = "auto",
     model: Annotated[str, typer.Option(help="Model whose vision tower embeds (only for --embedder vision-tower).")] = "tiny-idefics",
-    data_dir: Annotated[Path | None, typer.Option(help="Root holding each benchmark's folder.")] = None,
-    cache_dir: Annotated[Path | None, typer.Option(help=CACHE_HELP)] = None,
-    limit: Annotated[int | None, typer.Option(help="Only the first N queries (as `run --limit`).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Root holding each benchmark's folder.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help=CACHE_HELP)] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N queries (as `run --limit`).")] = None,
     device: Annotated[str, typer.Option(help="torch device for the embedder.")] = "cpu",
-    source: Annotated[list[str] | None, typer.Option(help=SOURCE_HELP)] = None,
-    task_module: Annotated[list[Path] | None, typer.Option(help=TASK_MODULE_HELP)] = None,
+    source: Annotated[Optional[list[str]], typer.Option(help=SOURCE_HELP)] = None,
+    task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
 ) -> None:
     """Precompute the RICES feature cache (support and query splits) so later runs only read it."""
     from evals.models import resolve_model
@@ -355,11 +355,11 @@ def score(
                                              "vizwiz, coco, hateful_memes, visdial, winoground, imagenet (see `evals tasks`).")],
     predictions: Annotated[Path, typer.Option(help=SCORE_PREDICTIONS_HELP)],
     annotations: Annotated[Path, typer.Option(help=SCORE_ANNOTATIONS_HELP)],
-    questions: Annotated[Path | None, typer.Option(help="VQA only: official questions file (checked against annotations).")] = None,
-    output: Annotated[Path | None, typer.Option(help="Write {task, scores, breakdowns} here as JSON.")] = None,
-    metric_variant: Annotated[str | None, typer.Option(help=SCORE_VARIANT_HELP)] = None,
+    questions: Annotated[Optional[Path], typer.Option(help="VQA only: official questions file (checked against annotations).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Write {task, scores, breakdowns} here as JSON.")] = None,
+    metric_variant: Annotated[Optional[str], typer.Option(help=SCORE_VARIANT_HELP)] = None,
     partial: Annotated[bool, typer.Option("--partial", help=SCORE_PARTIAL_HELP)] = False,
-    task_module: Annotated[list[Path] | None, typer.Option(help=TASK_MODULE_HELP)] = None,
+    task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
 ) -> None:
     """Score a submission file with no model, as the official scorer does (the file is scored as given).
 
@@ -421,7 +421,7 @@ def print_listing(records: list[dict], tables: list[Table], form: ListFormat) ->
 
 @app.command("tasks")
 def list_tasks(
-    task_module: Annotated[list[Path] | None, typer.Option(help=TASK_MODULE_HELP)] = None,
+    task_module: Annotated[Optional[list[Path]], typer.Option(help=TASK_MODULE_HELP)] = None,
     form: Annotated[ListFormat, typer.Option("--format", help=FORMAT_HELP)] = ListFormat.table,
 ) -> None:
     """List the registered tasks: kind, metrics, splits, and the files each expects under DATA_DIR."""
@@ -451,9 +451,9 @@ def leaderboard(
     results: Annotated[list[Path], typer.Argument(help=RESULTS_HELP)],
     table_format: Annotated[str, typer.Option("--format", help="md, csv (one row per cell group: mean, std, n), latex or "
                                                                "html.")] = "md",
-    output: Annotated[Path | None, typer.Option(help="Write the table here instead of printing it.")] = None,
-    plot: Annotated[Path | None, typer.Option(help="Also draw score against shots per task to this PNG file.")] = None,
-    metric: Annotated[list[str] | None, typer.Option(help="Show this metric where a task has it, instead of its "
+    output: Annotated[Optional[Path], typer.Option(help="Write the table here instead of printing it.")] = None,
+    plot: Annotated[Optional[Path], typer.Option(help="Also draw score against shots per task to this PNG file.")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option(help="Show this metric where a task has it, instead of its "
                                                              "headline metric (repeatable: the first one a task has).")] = None,
     allow_mixed_protocols: Annotated[bool, typer.Option(help="Put cells produced under different protocols (template, "
                                                              "data, decoding, metric...) in one column.")] = False,
@@ -503,7 +503,7 @@ def compare_results(
     current: Annotated[Path, typer.Argument(help="Cell records of the run to check (a folder or a file).")],
     baseline: Annotated[Path, typer.Argument(help="Cell records it must match (a folder or a file).")],
     tolerance: Annotated[float, typer.Option(help="Largest drop of a score allowed, in points (0-100 scale).")] = 0.5,
-    metric: Annotated[list[str] | None, typer.Option(help="Metric to compare (repeatable; 'all' for every score). "
+    metric: Annotated[Optional[list[str]], typer.Option(help="Metric to compare (repeatable; 'all' for every score). "
                                                              "Default: each task's headline metric.")] = None,
     allow_protocol_change: Annotated[bool, typer.Option(help="Compare scores even where the protocol changed.")] = False,
     update: Annotated[bool, typer.Option(help="Then copy CURRENT's cell records over BASELINE (records only, no samples), "

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol as TypingProtocol
 
-from evals.context import fewer_shots, fit_requests, model_budget
 from evals.distributed import World, current_world, first_differing, first_problem, from_main, gather, main_first, shard
 from evals.errors import ConfigError, DataError, EvalsError
+from evals.context import fewer_shots, fit_requests, model_budget
 from evals.execution import (
     BatchSize,
     ModelCall,

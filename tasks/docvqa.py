@@ -18,21 +18,8 @@ from typing import Any
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.anls import anls
-from tasks.base import (
-    MetricResult,
-    Task,
-    checked_id,
-    checked_text,
-    checked_texts,
-    existing_image,
-    gold_answer,
-    not_empty,
-    read_json,
-    require,
-    require_id,
-    require_list,
-    require_text,
-)
+from tasks.base import (MetricResult, Task, checked_id, checked_text, checked_texts, existing_image, gold_answer, not_empty,
+                        read_json, require, require_id, require_list, require_text)
 from tasks.hf import HFSpec, Row
 from tasks.multiple_choice import answer_line
 from tasks.vqa import answer_strings

@@ -22,21 +22,8 @@ from evals.errors import ConfigError, DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, roc_auc, yes_probability
-from tasks.base import (
-    MetricResult,
-    RankQuery,
-    Resampling,
-    Task,
-    checked_id,
-    checked_text,
-    gold_answer,
-    per_query_mean,
-    read_jsonl,
-    require,
-    require_id,
-    require_text,
-    some_records,
-)
+from tasks.base import (MetricResult, RankQuery, Resampling, Task, checked_id, checked_text, gold_answer, per_query_mean, read_jsonl, require, require_id,
+                        require_text, some_records)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "hateful_memes"

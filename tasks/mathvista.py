@@ -21,21 +21,8 @@ from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.choice import mathvista_extract, mathvista_normalize
-from tasks.base import (
-    MetricResult,
-    Task,
-    checked_id,
-    checked_text,
-    checked_texts,
-    existing_image,
-    gold_answer,
-    not_empty,
-    read_json,
-    require,
-    require_id,
-    require_text,
-    type_name,
-)
+from tasks.base import (MetricResult, Task, checked_id, checked_text, checked_texts, existing_image, gold_answer, not_empty,
+                        read_json, require, require_id, require_text, type_name)
 from tasks.hf import HFSpec, Row
 from tasks.multiple_choice import accuracy_result, answer_line
 

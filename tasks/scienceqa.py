@@ -25,20 +25,8 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import order_by_score
-from tasks.base import (
-    DataSource,
-    MetricResult,
-    RankQuery,
-    Task,
-    checked_text,
-    existing_image,
-    gold_answer,
-    not_empty,
-    read_json,
-    require,
-    require_list,
-    type_name,
-)
+from tasks.base import (DataSource, MetricResult, RankQuery, Task, checked_text, existing_image, gold_answer,
+                        not_empty, read_json, require, require_list, type_name)
 from tasks.classification import top1_accuracy
 from tasks.hf import HFSpec, Row, open_split
 

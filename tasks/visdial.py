@@ -26,19 +26,8 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import ndcg_sklearn, ranks_from_scores, visdial_ndcg
-from tasks.base import (
-    MetricResult,
-    RankQuery,
-    Task,
-    finite_numbers,
-    gold_answer,
-    read_json,
-    require,
-    require_list,
-    require_text,
-    some_records,
-    type_name,
-)
+from tasks.base import (MetricResult, RankQuery, Task, finite_numbers, gold_answer, read_json, require, require_list,
+                        require_text, some_records, type_name)
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "visdial"
 NUM_OPTIONS = 100

@@ -14,22 +14,8 @@ from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.vqa import clean_whitespace, process_answer
-from tasks.base import (
-    FileReader,
-    Task,
-    checked_id,
-    checked_text,
-    checked_texts,
-    cut_at_stop_words,
-    optional_text,
-    read_json,
-    require,
-    require_id,
-    require_list,
-    require_text,
-    require_texts,
-    some_records,
-)
+from tasks.base import (FileReader, Task, checked_id, checked_text, checked_texts, cut_at_stop_words, optional_text, read_json,
+                        require, require_id, require_list, require_text, require_texts, some_records)
 from tasks.hf import HFSpec, Row
 from tasks.vqa_metrics import score_textvqa_accuracy, score_vizwiz_accuracy, score_vqa, score_vqa_stemmed, score_vqav2_rule
 

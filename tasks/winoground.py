@@ -20,19 +20,8 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import PairScores, winoground_outcome, winoground_scores
-from tasks.base import (
-    MetricResult,
-    RankQuery,
-    Task,
-    checked_id,
-    checked_text,
-    optional_text,
-    per_query_mean,
-    read_jsonl,
-    require_id,
-    require_text,
-    some_records,
-)
+from tasks.base import (MetricResult, RankQuery, Task, checked_id, checked_text, optional_text, per_query_mean, read_jsonl, require_id, require_text,
+                        some_records)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "winoground"
