@@ -457,8 +457,12 @@ def leaderboard(
                                                              "headline metric (repeatable: the first one a task has).")] = None,
     allow_mixed_protocols: Annotated[bool, typer.Option(help="Put cells produced under different protocols (template, "
                                                              "data, decoding, metric...) in one column.")] = False,
+    uncertainty: Annotated[str, typer.Option(help="What a cell shows beside its mean: std (over seeds), ci (95% "
+                                                  "interval: one seed's bootstrap, or over seeds the seed mean's from "
+                                                  "the demonstration vs query variance split, printed below the "
+                                                  "table) or both; the plot draws ci as bands.")] = "std",
 ) -> None:
-    """Models x (task, shots): mean ± std over seeds of each task's headline metric."""
+    """Models x (task, shots): mean ± std over seeds of each task's headline metric (--uncertainty: intervals too)."""
     from results.leaderboard import render, summarize
     from results.plots import check_plot_path
     from results.records import read_records
@@ -468,7 +472,7 @@ def leaderboard(
     if plot is not None:
         check_plot_path(plot)
         check_writable_file(plot, "--plot")
-    summary = summarize(read_records(results), tuple(metric or ()), allow_mixed_protocols)
+    summary = summarize(read_records(results), tuple(metric or ()), allow_mixed_protocols, uncertainty)
     text = render(summary, table_format)
     if output is None:
         sys.stdout.write(text)
