@@ -185,17 +185,17 @@ def checked_intervals(data: Mapping[str, Any], scores: Mapping[str, float], path
     if not isinstance(intervals, Mapping):
         raise DataError(f"{path}: field 'intervals' must map metric names to intervals, got {show(intervals)}")
     for name, interval in intervals.items():
-        where = f"{path}: field 'intervals.{name}'"
+        where = f"{path}: field 'intervals.{name}"
         if name not in scores:
-            raise DataError(f"{where}: the record has no score '{name}'")
+            raise DataError(f"{where}': the record has no score '{name}'")
         if not isinstance(interval, Mapping):
-            raise DataError(f"{where} must be an object, got {show(interval)}")
+            raise DataError(f"{where}' must be an object, got {show(interval)}")
         for key in ("estimate", "low", "high"):
             value = interval.get(key)
             if not is_a(value, (int, float)) or not math.isfinite(value):
-                raise DataError(f"{where}.{key} must be a finite number, got {show(value)}")
+                raise DataError(f"{where}.{key}' must be a finite number, got {show(value)}")
         if not interval["low"] - RANGE_SLACK <= interval["estimate"] <= interval["high"] + RANGE_SLACK:
-            raise DataError(f"{where}: low {interval['low']:g}, estimate {interval['estimate']:g}, high {interval['high']:g} "
+            raise DataError(f"{where}': low {interval['low']:g}, estimate {interval['estimate']:g}, high {interval['high']:g} "
                             "are not in order (low <= estimate <= high)")
     return {name: dict(interval) for name, interval in intervals.items()}
 
