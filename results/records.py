@@ -120,9 +120,9 @@ def parse_record(data: Any, path: Path) -> CellRecord:
     check_protocol_types(protocol, path)
     task = typed(data, "task", str, path)
     shots, seed = typed(data, "shots", int, path), typed(data, "seed", int, path)
-    for field, value in (("shots", shots), ("seed", seed)):
+    for name, value in (("shots", shots), ("seed", seed)):
         if value < 0:
-            raise DataError(f"{path}: field '{field}' must be >= 0, got {value}")
+            raise DataError(f"{path}: field '{name}' must be >= 0, got {value}")
     scores = checked_scores(data, task, path)
     return CellRecord(
         path=path, task=task, shots=shots, selection=typed(data, "selection", str, path),
