@@ -107,6 +107,9 @@ def run(
     fit_context: Annotated[bool, typer.Option(help="Where a prompt does not fit the model's context, drop the shots "
                                                    "farthest from the query until it does (each sample records the shots "
                                                    "requested and delivered) instead of stopping with the arithmetic.")] = False,
+    bootstrap_resamples: Annotated[int, typer.Option(help="Resamples of each score's 95% bootstrap interval over queries "
+                                                          "(seed 0, recorded with it; 0: no intervals). Changes no "
+                                                          "other number.")] = 1000,
     config: Annotated[Optional[Path], typer.Option(help=CONFIG_HELP)] = None,
     overwrite: Annotated[bool, typer.Option(help="Delete the records and journals of the cells this run has and run them "
                                                  "afresh (default: resume: finished cells and journaled samples are kept).")] = False,
@@ -454,8 +457,12 @@ def leaderboard(
                                                              "headline metric (repeatable: the first one a task has).")] = None,
     allow_mixed_protocols: Annotated[bool, typer.Option(help="Put cells produced under different protocols (template, "
                                                              "data, decoding, metric...) in one column.")] = False,
+    uncertainty: Annotated[str, typer.Option(help="What a cell shows beside its mean: std (over seeds), ci (95% "
+                                                  "interval: one seed's bootstrap, or over seeds the seed mean's from "
+                                                  "the demonstration vs query variance split, printed below the "
+                                                  "table) or both; the plot draws ci as bands.")] = "std",
 ) -> None:
-    """Models x (task, shots): mean ± std over seeds of each task's headline metric."""
+    """Models x (task, shots): mean ± std over seeds of each task's headline metric (--uncertainty: intervals too)."""
     from results.leaderboard import render, summarize
     from results.plots import check_plot_path
     from results.records import read_records
@@ -465,7 +472,7 @@ def leaderboard(
     if plot is not None:
         check_plot_path(plot)
         check_writable_file(plot, "--plot")
-    summary = summarize(read_records(results), tuple(metric or ()), allow_mixed_protocols)
+    summary = summarize(read_records(results), tuple(metric or ()), allow_mixed_protocols, uncertainty)
     text = render(summary, table_format)
     if output is None:
         sys.stdout.write(text)

@@ -27,6 +27,7 @@ from evals.execution import (
     verify_journal,
     work_units,
 )
+from evals.intervals import cell_intervals
 from evals.journal import Entry, Journal, check_key, journal_files, journal_key, journal_path
 from evals.models.base import LOGLIK_REDUCTIONS, Model
 from evals.models.options import model_args
@@ -58,6 +59,7 @@ class RunSettings:
     skip_bad_samples: bool = False  # a query whose image cannot be decoded is skipped and counted, not fatal
     length_buckets: bool = False  # cut batches from the prompts ordered by length (less padding; `evals run` does)
     fit_context: bool = False  # drop the shots farthest from the query where a prompt passes the model's context
+    bootstrap_resamples: int = 1000  # each score's 95% interval (evals.intervals); 0: none. Changes no other number
 
 
 @dataclass(frozen=True)
@@ -213,20 +215,21 @@ def run_cell(model: Model, plan: CellPlan, settings: RunSettings, progress: Prog
     agree_on_requests(plan, requests, world)
     shares = gather(run_share(model, plan, shard(requests, world), settings, progress, world), world)
     auto_batch = settings.batch_size == "auto"
-    result = score_on_main(plan, requests, shares, started, settings.output_dir, auto_batch, world)
+    result = score_on_main(plan, requests, shares, started, settings, auto_batch, world)
     if world.parallel:  # the record is written: this rank's journal (on its own node, perhaps) has served
         journal_path(plan.stem, world.rank).unlink(missing_ok=True)
     return result
 
 
 def score_on_main(plan: CellPlan, requests: Sequence[Request], shares: Sequence[Share] | None, started: float,
-                  output_dir: Path, auto_batch: bool, world: World) -> CellResult:
+                  settings: RunSettings, auto_batch: bool, world: World) -> CellResult:
     """Rank 0 scores and writes the cell; every rank gets its result, or the error that stopped it: the other ranks
     wait for rank 0 here, and would otherwise wait until the collective timed out."""
     outcome: CellResult | Exception | None = None
     if shares is not None:
         try:
-            outcome = score_cell(plan, requests, shares, started, output_dir, auto_batch)
+            outcome = score_cell(plan, requests, shares, started, settings.output_dir, auto_batch,
+                                 settings.bootstrap_resamples)
         except Exception as error:
             if not world.parallel:
                 raise
@@ -275,9 +278,11 @@ def run_share(
 
 
 def score_cell(
-    plan: CellPlan, requests: Sequence[Request], shares: Sequence[Share], started: float, output_dir: Path, auto_batch: bool
+    plan: CellPlan, requests: Sequence[Request], shares: Sequence[Share], started: float, output_dir: Path, auto_batch: bool,
+    resamples: int = 1000,
 ) -> CellResult:
-    """Postprocess and score every query's output (from all ranks), write the cell, drop its journals."""
+    """Postprocess and score every query's output (from all ranks), each score's bootstrap interval (`resamples`
+    resamples; 0: none), write the cell, drop its journals."""
     task, cell, data = plan.task, plan.cell, plan.data
     outputs, failed = collect_outputs(task, requests, {key: e for share in shares for key, e in share.entries.items()})
     scored = [r for r in requests if r.query.id not in failed]
@@ -285,7 +290,8 @@ def score_cell(
         predictions = {r.query.id: task.postprocess(outputs[r.query.id], plan.template.stop) for r in scored}
     else:
         predictions = {r.query.id: task.decide(r.query, outputs[r.query.id]) for r in scored}
-    metric = task.metric_named(plan.variant)(predictions, scored_queries(task, data, failed))
+    queries = scored_queries(task, data, failed)
+    metric = task.metric_named(plan.variant)(predictions, queries)
     samples = [
         SampleRecord(r.query.id, r.shots.ids, prompt_texts(r), outputs[r.query.id], predictions[r.query.id],
                      metric.per_sample[r.query.id], r.shots.similarities,
@@ -298,6 +304,7 @@ def score_cell(
         scores=dict(metric.scores), breakdowns={k: dict(v) for k, v in metric.breakdowns.items()},
         protocol=plan.protocol, timing=cell_timing(started, shares, auto_batch),
         failures={"failed_samples": len(failed), "reasons": failed}, integrity=cell_integrity(plan, shares),
+        intervals=cell_intervals(task, metric, queries, resamples),
     )
     write_cell(output_dir, result, samples)
     journal_path(plan.stem).unlink(missing_ok=True)  # the samples file now holds all the journals did

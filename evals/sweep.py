@@ -60,6 +60,7 @@ class SweepSpec:
     task_modules: tuple[Path, ...] = ()
     skip_bad_samples: bool = False
     fit_context: bool = False
+    bootstrap_resamples: int = 1000  # each score's 95% interval over queries (evals.intervals); 0: none
 
 
 # Converters: (value from TOML or the command line, where it came from for errors) -> the SweepSpec value.
@@ -243,7 +244,7 @@ CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
     "rices_order": one_of("ascending", "descending"), "rices_dedup_images": to_bool, "rices_index": one_of("exact", "ivf"),
     "cache_dir": optional(to_path), "sources": to_sources, "loglik": optional(to_str), "score_closing": to_bool,
     "metric_variants": to_names, "task_modules": to_paths, "skip_bad_samples": to_bool,
-    "fit_context": to_bool,
+    "fit_context": to_bool, "bootstrap_resamples": to_count(0),
 }
 # `evals run` parameters whose name differs from the SweepSpec field (repeatable flags are singular there).
 CLI_FIELDS = {"model": "models", "task": "tasks", "seed": "seeds", "source": "sources", "metric_variant": "metric_variants",
@@ -302,7 +303,7 @@ def run_settings(spec: SweepSpec, overwrite: bool = False):
         data_dir=spec.data_dir, output_dir=spec.output_dir, prompt_format=spec.prompt_format, rices=rices,
         sources=dict(spec.sources), loglik=spec.loglik, metric_variants=spec.metric_variants,
         score_closing=spec.score_closing, overwrite=overwrite, skip_bad_samples=spec.skip_bad_samples,
-        fit_context=spec.fit_context,
+        fit_context=spec.fit_context, bootstrap_resamples=spec.bootstrap_resamples,
     )
 
 

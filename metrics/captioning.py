@@ -21,7 +21,7 @@ import subprocess
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -36,10 +36,12 @@ LINE_BREAKS = str.maketrans({c: " " for c in "\n\r\x0b\x0c\u2028\u2029"})
 
 @dataclass(frozen=True)
 class CaptionScores:
-    """Corpus scores ("CIDEr", "Bleu_1".."Bleu_4", "ROUGE_L", "METEOR") and each image's CIDEr-D, all 0-100."""
+    """Corpus scores ("CIDEr", "Bleu_1".."Bleu_4", "ROUGE_L", "METEOR") and each image's CIDEr-D and ROUGE-L (whose
+    means are the corpus CIDEr-D and ROUGE-L, what a bootstrap over images redraws), all 0-100."""
 
     scores: Mapping[str, float]
     per_image_cider: Mapping[str, float]
+    per_image_rouge: Mapping[str, float] = field(default_factory=dict)
 
 
 def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> CaptionScores:
@@ -58,13 +60,14 @@ def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequ
     meteor = warm_meteor(java)
     gts, res = tokenize_all(java, ids, predictions, references)
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
-    rouge, _ = Rouge().compute_score(gts, res)
+    rouge, rouge_per_image = Rouge().compute_score(gts, res)
     cider, per_image = Cider().compute_score(gts, res)
     meteor_score = meteor.score(gts, res)
     scores = {"CIDEr": cider, **{f"Bleu_{n}": b for n, b in enumerate(bleu, start=1)}, "ROUGE_L": rouge, "METEOR": meteor_score}
     return CaptionScores(
         scores={key: 100 * float(value) for key, value in scores.items()},
         per_image_cider={i: 100 * float(value) for i, value in zip(ids, per_image)},
+        per_image_rouge={i: 100 * float(value) for i, value in zip(ids, rouge_per_image)},
     )
 
 

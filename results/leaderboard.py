@@ -1,8 +1,12 @@
-"""The leaderboard: models x (task, shots) with mean ± std over seeds of each task's headline metric, via pandas."""
+"""The leaderboard: models x (task, shots) with mean ± std over seeds of each task's headline metric, via pandas;
+with --uncertainty ci|both, each cell's 95% interval too (results.uncertainty)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
+from dataclasses import astuple
+from html import escape
 from itertools import groupby
 
 import pandas as pd
@@ -10,9 +14,14 @@ import pandas as pd
 from evals.errors import ConfigError, DataError, UnknownNameError
 from metrics.stats import mean_std
 from results.records import MODEL_IDENTITY, CellRecord, describe_differences, differing_fields, index_unique
+from results.uncertainty import row_uncertainty
 
 ROW = ("model", "prompt_format", "selection")  # one leaderboard row per model, prompt format and shot selection
 COLUMNS = ("model", "prompt_format", "selection", "task", "metric", "shots", "mean", "std", "n")
+# With --uncertainty ci or both: the 95% interval, how it was made, and over seeds the demonstrations' share of the
+# seed mean's variance and its standard error (results.uncertainty.RowUncertainty).
+INTERVAL_COLUMNS = ("low", "high", "interval", "demonstration_share", "standard_error")
+UNCERTAINTY = ("std", "ci", "both")
 FORMATS = ("md", "csv", "latex", "html")
 # Fields that follow from a row's prompt format or selection: rows may differ in them and still share a column.
 FORMAT_FIELDS = frozenset({"prompt_format", "template_hash", "generation.stop_sequences", "candidate_text"})
@@ -27,8 +36,12 @@ PROTOCOL_CHECKS = (
 )
 
 
-def summarize(records: Sequence[CellRecord], metrics: Sequence[str] = (), allow_mixed_protocols: bool = False) -> pd.DataFrame:
-    """One row per (model, prompt format, selection, task, shots): the chosen metric's mean, sample std and seed count."""
+def summarize(records: Sequence[CellRecord], metrics: Sequence[str] = (), allow_mixed_protocols: bool = False,
+              uncertainty: str = "std") -> pd.DataFrame:
+    """One row per (model, prompt format, selection, task, shots): the chosen metric's mean, sample std and seed count;
+    with `uncertainty` ci or both, INTERVAL_COLUMNS too."""
+    if uncertainty not in UNCERTAINTY:
+        raise ConfigError(f"unknown --uncertainty '{uncertainty}' (choose from {', '.join(UNCERTAINTY)})")
     index_unique(records, lambda r: (*r.key, r.prompt_format))
     if not allow_mixed_protocols:
         check_protocols(records)
@@ -37,8 +50,11 @@ def summarize(records: Sequence[CellRecord], metrics: Sequence[str] = (), allow_
     for (model, fmt, selection, task, shots), cells in grouped(records, lambda r: (r.model, r.prompt_format, r.selection, r.task, r.shots)):
         metric = chosen[task]
         mean, std = mean_std([metric_value(r, metric) for r in cells])
-        rows.append((model, fmt, selection, task, metric, shots, mean, std, len(cells)))
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+        extra = astuple(row_uncertainty(cells, metric, mean)) if uncertainty != "std" else ()
+        rows.append((model, fmt, selection, task, metric, shots, mean, std, len(cells), *extra))
+    summary = pd.DataFrame(rows, columns=list(COLUMNS) + (list(INTERVAL_COLUMNS) if uncertainty != "std" else []))
+    summary.attrs["uncertainty"] = uncertainty
+    return summary
 
 
 def grouped(records: Iterable[CellRecord], key) -> list[tuple]:
@@ -99,9 +115,14 @@ def common_seed_count(summary: pd.DataFrame) -> int | None:
 
 
 def wide(summary: pd.DataFrame, seeds: int | None, plus_minus: str = "±") -> pd.DataFrame:
-    """Rows (model, format, selection) x columns (task, metric, shots) of `mean ± std` text; `-` where a row has no cell."""
+    """Rows (model, format, selection) x columns (task, metric, shots) of `mean ± std` text (`mean [low, high]` with
+    --uncertainty ci, both with both); `-` where a row has no cell."""
+    shown = summary.attrs.get("uncertainty", "std")
+
     def cell(row) -> str:
-        text = f"{row['mean']:.2f} {plus_minus} {row['std']:.2f}"
+        text = f"{row['mean']:.2f}" + (f" {plus_minus} {row['std']:.2f}" if shown != "ci" else "")
+        if shown != "std":
+            text += f" [{row['low']:.2f}, {row['high']:.2f}]" if math.isfinite(row["low"]) else " [n/a]"
         return text if seeds is not None else f"{text} (n={row['n']})"
 
     table = summary.assign(score=summary.apply(cell, axis=1))
@@ -113,7 +134,24 @@ def wide(summary: pd.DataFrame, seeds: int | None, plus_minus: str = "±") -> pd
 def note(summary: pd.DataFrame, seeds: int | None) -> str:
     over = f"{seeds} seed{'s' if seeds != 1 else ''}" if seeds is not None else "seeds (n per cell)"
     metrics = ", ".join(f"{task} {metric}" for task, metric in sorted(set(zip(summary["task"], summary["metric"]))))
-    return f"Scores (0-100): mean ± sample std over {over}. Metric per task: {metrics}."
+    shown = summary.attrs.get("uncertainty", "std")
+    spread = {"std": "mean ± sample std", "ci": "mean [95% interval]", "both": "mean ± sample std [95% interval]"}[shown]
+    text = f"Scores (0-100): {spread} over {over}. Metric per task: {metrics}."
+    if shown != "std":
+        text += (" Interval: one seed, the cell's percentile bootstrap over queries (by image where queries share one);"
+                 " over seeds, mean ± 1.96 x the seed mean's standard error from the demonstration vs query variance split"
+                 " of the per-sample scores (n/a: none stored, or a metric that is not a per-sample mean).")
+    return text
+
+
+def split_lines(summary: pd.DataFrame) -> list[str]:
+    """Over seeds, for each cell group: the demonstrations' share of the seed mean's variance (the rest: queries)."""
+    if summary.attrs.get("uncertainty", "std") == "std":
+        return []
+    rows = summary[summary["demonstration_share"].notna()]
+    return [f"{r.model} ({r.prompt_format}, {r.selection}) {r.task} {r.shots}-shot: demonstrations "
+            f"{100 * r.demonstration_share:.0f}%, queries {100 - 100 * r.demonstration_share:.0f}% "
+            f"of the seed mean's variance (standard error {r.standard_error:.2f}, {r.n} seeds)" for r in rows.itertuples()]
 
 
 def markdown(summary: pd.DataFrame, seeds: int | None) -> str:
@@ -122,7 +160,9 @@ def markdown(summary: pd.DataFrame, seeds: int | None) -> str:
     header = [*table.index.names, *(f"{task} {shots}-shot" for task, _, shots in table.columns)]
     lines = [row_line(header), row_line(["---"] * len(table.index.names) + ["---:"] * len(table.columns))]
     lines += [row_line([*labels, *values]) for labels, values in zip(table.index, table.to_numpy())]
-    return "\n".join(lines) + f"\n\n{note(summary, seeds)}\n"
+    split = split_lines(summary)
+    variance = "\n\nDemonstration vs query variance:\n" + "\n".join(f"- {line}" for line in split) if split else ""
+    return "\n".join(lines) + f"\n\n{note(summary, seeds)}{variance}\n"
 
 
 def row_line(cells: Sequence[object]) -> str:
@@ -134,9 +174,11 @@ def latex(summary: pd.DataFrame, seeds: int | None) -> str:
     table = wide(summary, seeds, plus_minus="$\\pm$")
     styler = table.style.format_index(escape="latex", axis=0).format_index(escape="latex", axis=1)
     body = styler.to_latex(hrules=True, multicol_align="c", sparse_index=False, column_format="lll" + "r" * len(table.columns))
-    return f"% {note(summary, seeds)}\n{body}"
+    split = "".join(f"% {line}\n" for line in split_lines(summary))
+    return f"% {note(summary, seeds)}\n{split}{body}"
 
 
 def html(summary: pd.DataFrame, seeds: int | None) -> str:
     table = wide(summary, seeds).to_html(border=0, classes="leaderboard")
-    return f"{table}\n<p>{note(summary, seeds)}</p>\n"
+    split = "".join(f"<p>{escape(line)}</p>\n" for line in split_lines(summary))
+    return f"{table}\n<p>{note(summary, seeds)}</p>\n{split}"

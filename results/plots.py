@@ -1,4 +1,5 @@
-"""Shot-scaling curves: score against shots per task, one line per model/selection with error bars over seeds."""
+"""Shot-scaling curves: score against shots per task, one line per model/selection with error bars over seeds (and,
+with --uncertainty ci or both, a band for each point's 95% interval)."""
 
 from __future__ import annotations
 
@@ -39,8 +40,10 @@ def draw_task(ax, rows: pd.DataFrame) -> None:
     metric = rows["metric"].iloc[0]
     for key, line in rows.sort_values([*ROW, "shots"]).groupby(list(ROW), sort=True):
         model, prompt_format, selection = key
-        ax.errorbar(line["shots"], line["mean"], yerr=line["std"], marker="o", capsize=3,
-                    label=f"{model} ({prompt_format}, {selection})")
+        bars = ax.errorbar(line["shots"], line["mean"], yerr=line["std"], marker="o", capsize=3,
+                           label=f"{model} ({prompt_format}, {selection})")
+        if "low" in line:  # --uncertainty ci|both: the interval as a band in the line's colour (gaps where none)
+            ax.fill_between(line["shots"], line["low"], line["high"], color=bars.lines[0].get_color(), alpha=0.2)
     ax.set_title(f"{rows['task'].iloc[0]}: {metric}")
     ax.set_xlabel("shots")
     ax.set_ylabel(f"{metric} (0-100)")

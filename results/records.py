@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,12 @@ class CellRecord:
     seed: int
     scores: Mapping[str, float]
     protocol: Mapping[str, Any]
+    intervals: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # metric -> bootstrap interval; {} before v6
+
+    @property
+    def samples_path(self) -> Path:
+        """The per-sample lines written beside the record (results.store.samples_path)."""
+        return self.path.with_name(self.path.name.removesuffix(".json") + ".samples.jsonl")
 
     @property
     def model(self) -> str:
@@ -114,12 +120,13 @@ def parse_record(data: Any, path: Path) -> CellRecord:
     check_protocol_types(protocol, path)
     task = typed(data, "task", str, path)
     shots, seed = typed(data, "shots", int, path), typed(data, "seed", int, path)
-    for field, value in (("shots", shots), ("seed", seed)):
+    for name, value in (("shots", shots), ("seed", seed)):
         if value < 0:
-            raise DataError(f"{path}: field '{field}' must be >= 0, got {value}")
+            raise DataError(f"{path}: field '{name}' must be >= 0, got {value}")
+    scores = checked_scores(data, task, path)
     return CellRecord(
         path=path, task=task, shots=shots, selection=typed(data, "selection", str, path),
-        seed=seed, scores=checked_scores(data, task, path), protocol=protocol,
+        seed=seed, scores=scores, protocol=protocol, intervals=checked_intervals(data, scores, path),
     )
 
 
@@ -169,6 +176,28 @@ def checked_scores(data: Mapping[str, Any], task: str, path: Path) -> dict[str, 
         if not low - RANGE_SLACK <= value <= high + RANGE_SLACK:
             raise DataError(f"{path}: field 'scores.{name}' is {value:g}, outside {name}'s range {show_range(low, high)}")
     return {name: float(value) for name, value in scores.items()}
+
+
+def checked_intervals(data: Mapping[str, Any], scores: Mapping[str, float], path: Path) -> dict[str, dict[str, Any]]:
+    """Each score's interval (absent in records older than v6: {}): of a score the record has, with finite numbers
+    `low <= estimate <= high`; anything else is refused with one line naming the field."""
+    intervals = data.get("intervals", {}) if isinstance(data, Mapping) else {}
+    if not isinstance(intervals, Mapping):
+        raise DataError(f"{path}: field 'intervals' must map metric names to intervals, got {show(intervals)}")
+    for name, interval in intervals.items():
+        where = f"{path}: field 'intervals.{name}"
+        if name not in scores:
+            raise DataError(f"{where}': the record has no score '{name}'")
+        if not isinstance(interval, Mapping):
+            raise DataError(f"{where}' must be an object, got {show(interval)}")
+        for key in ("estimate", "low", "high"):
+            value = interval.get(key)
+            if not is_a(value, (int, float)) or not math.isfinite(value):
+                raise DataError(f"{where}.{key}' must be a finite number, got {show(value)}")
+        if not interval["low"] - RANGE_SLACK <= interval["estimate"] <= interval["high"] + RANGE_SLACK:
+            raise DataError(f"{where}': low {interval['low']:g}, estimate {interval['estimate']:g}, high {interval['high']:g} "
+                            "are not in order (low <= estimate <= high)")
+    return {name: dict(interval) for name, interval in intervals.items()}
 
 
 RANGE_SLACK = 1e-6  # floating-point noise at a bound (a mean of 100s) is not an out-of-range score

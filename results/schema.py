@@ -26,7 +26,9 @@ from evals.models.options import NOT_COMPARED_OPTIONS
 #    their checksum or shape check and were recomputed; provenance, never compared or scored).
 # 6: protocol.placement ({"devices": [...], "blocks_per_device": {...}}: where the model's weights sat; provenance,
 #    shown by `evals compare`, never compared); protocol.context_fit ("refuse", or "drop_farthest_shots" with
-#    --fit-context: compared); samples gain shots_requested and shots_delivered.
+#    --fit-context: compared); samples gain shots_requested and shots_delivered; intervals (metric name -> the 95%
+#    bootstrap interval of that score over queries, metrics.uncertainty.Interval.as_record(); {} in older records
+#    and with --bootstrap-resamples 0).
 SCHEMA_VERSION = 6
 READABLE_VERSIONS = (2, 3, 4, 5, 6)  # older records read with the defaults of what they lack (git commit "unknown", no failures, model_args {})
 GIT_TIMEOUT_SECONDS = 2.0
@@ -183,6 +185,7 @@ class CellResult:
     timing: dict[str, float]
     failures: dict[str, Any] = field(default_factory=no_failures)
     integrity: dict[str, int] = field(default_factory=nothing_rejected)
+    intervals: dict[str, dict[str, Any]] = field(default_factory=dict)  # evals.intervals; never compared
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,12 +16,43 @@ from tasks.hf import HFSpec, is_saved_dataset, read_hf_split
 
 
 @dataclass(frozen=True)
+class Resampling:
+    """How one corpus score is recomputed on a bootstrap resample (evals.intervals), declared by the metric.
+
+    Either `values` (one per id: the score is their mean, so a resample's score is the mean of the redrawn
+    values) or `statistic(positions)` (the score recomputed on the ids at `positions`, with repeats: ROC AUC).
+    `ids` are the resampled units: query ids, or another unit a metric averages over (MMBench's questions);
+    `groups` (one per id) redraws ids that share a group together, None: the runner's grouping by image where
+    `ids` are query ids. `method` is written into the record, so a reader knows what the interval conditions on.
+    """
+
+    ids: tuple[str, ...]
+    method: str
+    values: tuple[float, ...] | None = None
+    statistic: Callable[[Any], float] | None = None
+    groups: tuple[str, ...] | None = None
+
+
+def per_query_mean(values: Mapping[str, float], method: str = "mean of per-query scores",
+                   groups: Mapping[str, str] | None = None) -> Resampling:
+    """A mean-decomposable score: `values` maps each unit id to its score (the corpus score is their mean)."""
+    ids = tuple(values)
+    return Resampling(ids, method, values=tuple(values[i] for i in ids),
+                      groups=None if groups is None else tuple(groups[i] for i in ids))
+
+
+@dataclass(frozen=True)
 class MetricResult:
-    """Corpus scores (0-100), each sample's score, and named breakdowns (e.g. per answer type)."""
+    """Corpus scores (0-100), each sample's score, and named breakdowns (e.g. per answer type).
+
+    `resampling` says, for a score whose bootstrap is not the mean of `per_sample`, how to resample it (a score
+    absent from it and not the task's headline gets no interval: evals.intervals).
+    """
 
     scores: Mapping[str, float]
     per_sample: Mapping[str, float]
     breakdowns: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    resampling: Mapping[str, Resampling] = field(default_factory=dict)
 
 
 class FileReader(Protocol):

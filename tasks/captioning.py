@@ -14,8 +14,8 @@ from typing import Any
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
-from tasks.base import (FileReader, MetricResult, Task, checked_id, checked_text, cut_at_stop_words, optional_text, read_json,
-                        require, require_id, require_list, require_text, require_texts, some_records, type_name)
+from tasks.base import (FileReader, MetricResult, Task, checked_id, checked_text, cut_at_stop_words, optional_text, per_query_mean,
+                        read_json, require, require_id, require_list, require_text, require_texts, some_records, type_name)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "captioning"
@@ -206,7 +206,16 @@ def score_captions(predictions: Mapping[str, str], examples: Sequence[Example]) 
                               {e.id: e.references for e in examples if e.meta.get("domain") == d}).scores["CIDEr"]
             for d in domains
         }
-    return MetricResult(scores=dict(result.scores), per_sample=dict(result.per_image_cider), breakdowns=breakdowns)
+    resampling = {"CIDEr": per_query_mean(result.per_image_cider, CIDER_RESAMPLING),
+                  "ROUGE_L": per_query_mean(result.per_image_rouge, "mean of per-image ROUGE-L")}
+    return MetricResult(scores=dict(result.scores), per_sample=dict(result.per_image_cider), breakdowns=breakdowns,
+                        resampling=resampling)
+
+
+# Rerunning pycocoevalcap (its Java tokenizer included) on 1,000 resamples is out of reach: CIDEr-D's interval redraws
+# the per-image scores, whose idf is the full reference set's, so it is conditional on that reference corpus.
+CIDER_RESAMPLING = ("mean of per-image CIDEr-D with document frequencies fixed from the full reference set "
+                    "(conditional on the reference corpus)")
 
 
 def caption_hf(splits: Mapping[str, str], hub_id: str, example_id: Callable[[Row], str], image_id: Callable[[Row], str],

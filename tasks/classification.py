@@ -30,7 +30,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, order_by_score, top_k_hits
-from tasks.base import DataSource, MetricResult, RankQuery, Task, gold_answer, read_json, read_text, require_text
+from tasks.base import DataSource, MetricResult, RankQuery, Task, gold_answer, per_query_mean, read_json, read_text, require_text
 from tasks.hf import HFSpec, Row, open_split
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "classification"
@@ -213,7 +213,9 @@ def top1_and_top5_accuracy(predictions: Mapping[str, Any], examples: Sequence[Ex
     """ImageNet's top-1 accuracy (headline, per sample) and top-5 accuracy, 0-100."""
     result = top1_accuracy(predictions, examples)
     hits = top_k_hits([predictions[e.id]["top5"] for e in examples], [gold_answer(e) for e in examples], 5)
-    return MetricResult({**result.scores, "top5_accuracy": 100 * sum(hits) / len(hits)}, result.per_sample)
+    top5 = {e.id: 100.0 * hit for e, hit in zip(examples, hits)}
+    return MetricResult({**result.scores, "top5_accuracy": 100 * sum(hits) / len(hits)}, result.per_sample,
+                        resampling={"top5_accuracy": per_query_mean(top5)})
 
 
 IMAGENET_FILES = ClassFolders(

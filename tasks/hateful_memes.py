@@ -22,7 +22,7 @@ from evals.errors import ConfigError, DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import accuracy, roc_auc, yes_probability
-from tasks.base import (MetricResult, RankQuery, Task, checked_id, checked_text, gold_answer, read_jsonl, require, require_id,
+from tasks.base import (MetricResult, RankQuery, Resampling, Task, checked_id, checked_text, gold_answer, per_query_mean, read_jsonl, require, require_id,
                         require_text, some_records)
 from tasks.hf import HFSpec, Row
 
@@ -82,8 +82,16 @@ def score_memes(predictions: Mapping[str, Any], examples: Sequence[Example]) -> 
     predicted = [str(predictions[e.id]["label"]) for e in examples]
     gold = [str(label) for label in labels]
     per_sample = {e.id: 100.0 * (p == g) for e, p, g in zip(examples, predicted, gold)}
-    scores = {"roc_auc": roc_auc(labels, [predictions[e.id]["proba"] for e in examples]), "accuracy": accuracy(predicted, gold)}
-    return MetricResult(scores, per_sample)
+    probabilities = [predictions[e.id]["proba"] for e in examples]
+    scores = {"roc_auc": roc_auc(labels, probabilities), "accuracy": accuracy(predicted, gold)}
+
+    def resampled_auc(positions) -> float:  # ROC AUC ranks the whole set: recomputed on each resample
+        return roc_auc([labels[p] for p in positions], [probabilities[p] for p in positions])
+
+    resampling = {"roc_auc": Resampling(tuple(e.id for e in examples), "ROC AUC recomputed on each resample",
+                                        statistic=resampled_auc),
+                  "accuracy": per_query_mean(per_sample)}
+    return MetricResult(scores, per_sample, resampling=resampling)
 
 
 def memes_task(name: str, **overrides) -> Task:

@@ -31,7 +31,7 @@ from evals.errors import DataError
 from evals.records import SOURCE_ID, Example, GenerationParams, ImageRef
 from evals.registry import TASKS
 from metrics.choice import LETTERS, circular_scores, mmbench_choice
-from tasks.base import DataSource, MetricResult, Task, ascii_integer, checked_text, gold_answer, not_empty
+from tasks.base import DataSource, MetricResult, Task, ascii_integer, checked_text, gold_answer, not_empty, per_query_mean
 from tasks.hf import HFSpec, Row
 from tasks.multiple_choice import answer_line, cache_folder, lettered_options, options_of, write_base64_image
 
@@ -180,7 +180,22 @@ def score_mmbench(predictions: Mapping[str, str], examples: Sequence[Example]) -
     dropped = len({e.meta["question"] for e in examples} - complete)
     return MetricResult({"circular_accuracy": circular, "vanilla_accuracy": vanilla},
                         {e.id: 100.0 if correct[e.id] else 0.0 for e in examples},
-                        {"by_category": breakdown, "questions": {"scored": float(len(complete)), "incomplete": float(dropped)}})
+                        {"by_category": breakdown, "questions": {"scored": float(len(complete)), "incomplete": float(dropped)}},
+                        circular_resampling(scored, correct, first))
+
+
+def circular_resampling(scored: Sequence[Example], correct: Mapping[str, bool], first: set[str]) -> dict:
+    """Both scores are means over questions: circular of "every pass right", redrawn by question (grouped by image);
+    vanilla of the first pass, redrawn by that query (the runner groups it by image)."""
+    right: dict[str, bool] = {}
+    image: dict[str, str] = {}
+    for e in scored:
+        right[e.meta["question"]] = right.get(e.meta["question"], True) and correct[e.id]
+        image.setdefault(e.meta["question"], e.images[0].id if e.images else e.meta["question"])
+    return {"circular_accuracy": per_query_mean({q: 100.0 * ok for q, ok in right.items()},
+                                                "mean over questions of all circular passes right", image),
+            "vanilla_accuracy": per_query_mean({i: 100.0 * correct[i] for i in sorted(first)},
+                                               "mean over questions of the first pass right")}
 
 
 TASKS.add("mmbench", CircularTask(

@@ -20,7 +20,7 @@ from evals.errors import DataError
 from evals.records import Example, ImageRef
 from evals.registry import TASKS
 from metrics.ranking import PairScores, winoground_outcome, winoground_scores
-from tasks.base import (MetricResult, RankQuery, Task, checked_id, checked_text, optional_text, read_jsonl, require_id, require_text,
+from tasks.base import (MetricResult, RankQuery, Task, checked_id, checked_text, optional_text, per_query_mean, read_jsonl, require_id, require_text,
                         some_records)
 from tasks.hf import HFSpec, Row
 
@@ -93,7 +93,9 @@ def score_winoground(predictions: Mapping[str, Any], examples: Sequence[Example]
         if "collapsed_tag" in e.meta:
             by_tag.setdefault(e.meta["collapsed_tag"], []).append(pairs[e.id])
     breakdowns = {"group_by_tag": {tag: winoground_scores(p)["group"] for tag, p in sorted(by_tag.items())}} if by_tag else {}
-    return MetricResult(dict(winoground_scores(list(pairs.values()))), per_sample, breakdowns)
+    outcomes = {i: winoground_outcome(p) for i, p in pairs.items()}
+    resampling = {key: per_query_mean({i: 100.0 * o[key] for i, o in outcomes.items()}) for key in ("text", "image", "group")}
+    return MetricResult(dict(winoground_scores(list(pairs.values()))), per_sample, breakdowns, resampling)
 
 
 def first_caption(example: Example) -> str:
