@@ -502,34 +502,77 @@ def write_plot(summary, plot: Path) -> None:
     errors.print(f"plot written to {plot}")
 
 
+class GateMode(str, Enum):
+    exact = "exact"
+    significant = "significant"
+
+
+class CompareTest(str, Enum):
+    paired = "paired"
+
+
 @app.command("compare")
 def compare_results(
-    current: Annotated[Path, typer.Argument(help="Cell records of the run to check (a folder or a file).")],
-    baseline: Annotated[Path, typer.Argument(help="Cell records it must match (a folder or a file).")],
+    current: Annotated[Path, typer.Argument(help="Cell records of the run to check (a folder or a file); A of --test paired.")],
+    baseline: Annotated[Path, typer.Argument(help="Cell records it must match (a folder or a file); B of --test paired.")],
     tolerance: Annotated[float, typer.Option(help="Largest drop of a score allowed, in points (0-100 scale).")] = 0.5,
     metric: Annotated[Optional[list[str]], typer.Option(help="Metric to compare (repeatable; 'all' for every score). "
                                                              "Default: each task's headline metric.")] = None,
     allow_protocol_change: Annotated[bool, typer.Option(help="Compare scores even where the protocol changed.")] = False,
     update: Annotated[bool, typer.Option(help="Then copy CURRENT's cell records over BASELINE (records only, no samples), "
                                               "to record a deliberate change.")] = False,
+    test: Annotated[Optional[CompareTest], typer.Option(help="paired: B - A per cell on the same queries (matched by id), "
+                                                             "its bootstrap interval, p-value (Holm across cells), flips.")] = None,
+    gate: Annotated[GateMode, typer.Option(help="exact: fail on any drop beyond the tolerance; significant: only where the "
+                                                "drop is also significant (paired test on the samples, Holm-adjusted p < --level).")] = GateMode.exact,
+    level: Annotated[float, typer.Option(help="Significance level of --gate significant.")] = 0.05,
+    a_shots: Annotated[Optional[int], typer.Option(help="--test paired: compare A's cells of these shots ...")] = None,
+    b_shots: Annotated[Optional[int], typer.Option(help="... with B's of these (A and B may be one run: 0 against k shots).")] = None,
+    common_ids: Annotated[bool, typer.Option(help="Compare the query ids both cells have (default: differing ids are an error).")] = False,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Task data, to group queries by image and recompute ROC AUC "
+                                                          "(bundled demo tasks need none).")] = None,
+    resamples: Annotated[int, typer.Option(help="Bootstrap resamples (and sign-flip permutations) of a paired test.")] = 1000,
+    flips_shown: Annotated[int, typer.Option("--flips", help="--test paired: how many flipped query ids to list per cell.")] = 5,
+    form: Annotated[ListFormat, typer.Option("--format", help="--test paired: " + FORMAT_HELP)] = ListFormat.table,
 ) -> None:
-    """Regression gate: exit 1 when a baseline cell is missing, a score drops beyond the tolerance, or the protocol changed."""
+    """Regression gate: exit 1 when a baseline cell is missing, a score drops beyond the tolerance (and, with --gate
+    significant, significantly), or the protocol changed. With --test paired: a paired comparison of A and B instead."""
+    from results.paired import Settings
+
+    settings = Settings(resamples=resamples, common_only=common_ids, data_dir=data_dir)
+    if test == CompareTest.paired:
+        return paired_comparison(current, baseline, tuple(metric or ()), settings, (a_shots, b_shots), flips_shown, form)
+    if a_shots is not None or b_shots is not None:
+        raise ConfigError("--a-shots and --b-shots pair cells of different shots: they need --test paired")
+    regression_gate(current, baseline, tolerance, tuple(metric or ()), allow_protocol_change, update,
+                    (gate, level, settings))
+
+
+def regression_gate(current: Path, baseline: Path, tolerance: float, metrics: tuple[str, ...], allow_protocol_change: bool,
+                    update: bool, noise: tuple) -> None:
+    """The gate: the exact one, or (`noise` = (significant, level, settings)) the one that knows noise."""
     from rich.markup import escape
 
-    from results.compare import compare, update_baseline
+    from results.compare import compare, noise_aware, update_baseline
+    from results.paired import compare_paired, gate_p_values
     from results.records import json_files, read_records
 
+    gate, level, settings = noise
     if update:
         check_writable_dir(baseline, "--update BASELINE")
     now = read_records([current])
     fresh = update and not (baseline.is_dir() and json_files(baseline))  # --update may create the baseline
     before = [] if fresh else read_records([baseline])
-    comparison = compare(now, before, tolerance, tuple(metric or ()), allow_protocol_change)
+    comparison = compare(now, before, tolerance, metrics, allow_protocol_change)
+    if gate == GateMode.significant and not update:
+        comparison = noise_aware(comparison, gate_p_values(compare_paired(before, now, metrics, settings)), level)
+    columns = ["cell", "metric", "baseline", "current", "delta", "status"] + (["p (Holm)"] if comparison.gate == "significant" else [])
     table = Table(title=f"{current} vs baseline {baseline}")
-    for column in ("cell", "metric", "baseline", "current", "delta", "status"):
-        table.add_column(column, justify="right" if column in ("baseline", "current", "delta") else "left", overflow="fold")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("cell", "metric", "status") else "right", overflow="fold")
     for row in comparison.rows:
-        table.add_row(*(escape(text) for text in (row.cell, row.metric, row.baseline, row.current, row.delta, row.status)))
+        texts = (row.cell, row.metric, row.baseline, row.current, row.delta, row.status, row.p_value)[:len(columns)]
+        table.add_row(*(escape(text) for text in texts))
     console.print(table)
     if comparison.version_note():
         console.print(comparison.version_note(), highlight=False)
@@ -541,6 +584,28 @@ def compare_results(
     console.print(comparison.summary(), highlight=False)
     if not comparison.passed:
         sys.exit(1)
+
+
+def paired_comparison(a: Path, b: Path, metrics: tuple[str, ...], settings, shots: tuple, flips_shown: int,
+                      form: ListFormat) -> None:
+    """`evals compare A B --test paired`: a table (or JSON) of B - A per cell; never a gate (exit 0)."""
+    from rich.markup import escape
+
+    from results.paired import PAIRED_COLUMNS, compare_paired, flip_lines
+    from results.records import read_records
+
+    rows = compare_paired(read_records([a]), read_records([b]), metrics, settings, *shots)
+    if form == ListFormat.json:
+        print_listing([row.as_record() for row in rows], [], form)
+        return
+    table = Table(title=f"paired: {b} - {a} (B - A, points)")
+    for column in PAIRED_COLUMNS:
+        table.add_column(column, justify="left" if column in ("cell", "metric", "test") else "right", overflow="fold")
+    for row in rows:
+        table.add_row(*(escape(text) for text in row.columns()))
+    console.print(table)
+    for line in flip_lines(rows, flips_shown, settings):
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 INTERRUPTED = 130  # the shell's exit status for a run stopped by SIGINT

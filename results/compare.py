@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from evals.errors import ConfigError, DataError
@@ -15,6 +15,8 @@ from results.store import write_atomic
 ALL_METRICS = "all"
 EPSILON = 1e-6  # points on the 0-100 scale: a smaller delta is floating-point noise (e.g. BLEU near 0), not a change
 FAILING = frozenset({"REGRESSED", "MISSING CELL", "MISSING METRIC", "PROTOCOL CHANGED"})
+GATES = ("exact", "significant")
+NOT_SIGNIFICANT = "drop not significant"
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class Row:
     current: str
     delta: str
     status: str
+    p_value: str = ""  # the noise-aware gate's Holm-adjusted p of the score's change (empty in the exact gate)
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,8 @@ class Comparison:
     tolerance: float
     # `name old -> new` for each package whose version differs between matched cells: provenance, shown, never failing
     version_changes: tuple[str, ...] = ()
+    gate: str = "exact"  # or "significant": a drop beyond the tolerance fails only when it is significant at `level`
+    level: float = 0.05
 
     @property
     def failures(self) -> list[Row]:
@@ -46,6 +51,9 @@ class Comparison:
 
     def summary(self) -> str:
         cells = len({r.cell for r in self.rows})
+        if self.passed and self.gate == "significant":
+            return (f"gate passed: {cells} cells, no score dropped by more than {self.tolerance:g} points with a "
+                    f"Holm-adjusted p below {self.level:g}")
         if self.passed:
             return f"gate passed: {cells} cells, no score dropped by more than {self.tolerance:g} points"
         return "gate FAILED: " + self.failure_counts()
@@ -105,6 +113,22 @@ def version_changes(pairs: Sequence[tuple[CellRecord, CellRecord]]) -> tuple[str
         if all(placed) and placed[0] != placed[1]:  # records older than v6 say nothing of where the weights sat
             changes.add(("placement", *placed))
     return tuple(f"{name} {old} -> {new}" for name, old, new in sorted(changes))
+
+
+def noise_aware(comparison: Comparison, p_values: Mapping[tuple[str, str], float], level: float) -> Comparison:
+    """The gate that knows noise: each score row shows its Holm-adjusted p (from the paired test of its samples), and a
+    drop beyond the tolerance fails only when that p is below `level`; missing cells and protocol changes still fail."""
+    if not 0 < level < 1:
+        raise ConfigError(f"--level must be between 0 and 1, got {level}")
+    rows = []
+    for row in comparison.rows:
+        p = p_values.get((row.cell, row.metric))
+        if p is None:
+            rows.append(row)
+            continue
+        status = NOT_SIGNIFICANT if row.status == "REGRESSED" and p >= level else row.status
+        rows.append(replace(row, status=status, p_value=f"{p:.3g}"))
+    return replace(comparison, rows=tuple(rows), gate="significant", level=level)
 
 
 def check_metric_names(metrics: Sequence[str], baseline: Sequence[CellRecord]) -> None:
