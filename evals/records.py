@@ -119,3 +119,4 @@ class SampleRecord:
     shot_similarities: tuple[float, ...] = ()  # RICES: each shot's cosine similarity to the query
     shots_requested: int = 0  # the shots chosen for the query (text-only ones at 0-shot included)
     shots_delivered: int = 0  # the shots in its prompt: fewer where --fit-context dropped some to fit the context
+    image_ids: tuple[str, ...] = ()  # the query's images (task data ids): questions of one image are not independent

@@ -296,7 +296,7 @@ def score_cell(
         SampleRecord(r.query.id, r.shots.ids, prompt_texts(r), outputs[r.query.id], predictions[r.query.id],
                      metric.per_sample[r.query.id], r.shots.similarities,
                      shots_requested=r.shots.requested if r.shots.requested is not None else len(r.shots.ids),
-                     shots_delivered=len(r.shots.ids))
+                     shots_delivered=len(r.shots.ids), image_ids=tuple(ref.id for ref in r.query.images))
         for r in scored
     ]
     result = CellResult(

@@ -125,12 +125,14 @@ def test_std_mode_csv_is_unchanged(tmp_path):
         "model,prompt_format,selection,task,metric,shots,mean,std,n"
 
 
-def seeds_with_samples(folder: Path) -> list[list[float]]:
-    """Three seeds x 6 queries of per-sample scores, written beside records whose score is their mean."""
+def seeds_with_samples(folder: Path, images: list[str] | None = None) -> list[list[float]]:
+    """Three seeds x 6 queries of per-sample scores, written beside records whose score is their mean (`images`: each
+    query's image id, as the runner writes it)."""
     matrix = [[100, 0, 100, 50, 0, 100], [100, 0, 0, 50, 0, 100], [100, 100, 100, 50, 0, 100]]
     for seed, row in enumerate(matrix):
         path = write(folder, cell("demo_vqa", 4, seed, sum(row) / len(row)))
-        lines = [json.dumps({"id": f"q{j}", "score": float(s)}) for j, s in enumerate(row)]
+        lines = [json.dumps({"id": f"q{j}", "score": float(s), **({"image_ids": [images[j]]} if images else {})})
+                 for j, s in enumerate(row)]
         path.with_name(path.name.replace(".json", ".samples.jsonl")).write_text("\n".join(lines) + "\n")
     return matrix
 
@@ -148,6 +150,21 @@ def test_over_seeds_the_interval_and_split_come_from_the_per_sample_scores(tmp_p
     share = round(100 * split.demonstration_share)
     assert f"demo_vqa 4-shot: demonstrations {share}%, queries {100 - share}% of the seed mean's variance" in text
     assert "demonstration_share" in render(summary, "csv").splitlines()[0]
+
+
+def test_over_seeds_questions_of_one_image_are_one_unit(tmp_path):
+    """Queries sharing an image are averaged into one column before the split (they are not independent draws)."""
+    matrix = seeds_with_samples(tmp_path, images=["i0", "i0", "i1", "i1", "i1", "i2"])
+    by_image = [[(r[0] + r[1]) / 2, (r[2] + r[3] + r[4]) / 3, r[5]] for r in matrix]
+    row = summarize(read_records([tmp_path]), uncertainty="ci").iloc[0]
+    assert row["standard_error"] == pytest.approx(math.sqrt(variance_split(by_image).total))
+    assert row["standard_error"] != pytest.approx(math.sqrt(variance_split(matrix).total))
+
+
+def test_samples_name_the_query_images(tmp_path):
+    run(ScriptedModel(), ["demo_vqa"], RunSettings(shots=(0,), limit=4, output_dir=tmp_path))
+    rows = [json.loads(line) for line in next(tmp_path.rglob("*.samples.jsonl")).read_text().splitlines()]
+    assert all(len(r["image_ids"]) == 1 for r in rows) and len({r["image_ids"][0] for r in rows}) < len(rows)
 
 
 def test_over_seeds_a_missing_samples_file_is_named(tmp_path):
