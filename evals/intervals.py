@@ -8,7 +8,9 @@ How each metric is resampled (the record's `method` says which, per score):
 - CIDEr-D and ROUGE-L: the mean of the per-image scores, with CIDEr-D's document frequencies fixed from the full
   reference set: rerunning pycocoevalcap (and its Java tokenizer) 1,000 times per cell is out of reach, so the
   interval is conditional on the reference corpus and somewhat narrower than one that redrew the idf too.
-  BLEU-1..4 and METEOR (ratios of corpus sums, computed in Java for METEOR) get no interval.
+- BLEU-1..4: recomputed exactly on each resample from the redrawn images' summed n-gram counts and lengths
+  (metrics.captioning.corpus_bleu, equal to pycocoevalcap's corpus BLEU on the full set).
+- METEOR: no interval yet (its corpus score is aggregated inside the METEOR jar).
 - Any other task: its headline score as the mean of its per-sample scores, unless the metric declares otherwise.
 
 Queries that share an image (the questions about one VQA image, the rounds of one VisDial dialog, MMBench's circular

@@ -42,6 +42,8 @@ class CaptionScores:
     scores: Mapping[str, float]
     per_image_cider: Mapping[str, float]
     per_image_rouge: Mapping[str, float] = field(default_factory=dict)
+    # Each image's BLEU counts (bleu_counts), in the order of `per_image_cider`: corpus BLEU is a function of their sums.
+    bleu_counts: Sequence[tuple[int, ...]] = ()
 
 
 def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> CaptionScores:
@@ -68,6 +70,7 @@ def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequ
         scores={key: 100 * float(value) for key, value in scores.items()},
         per_image_cider={i: 100 * float(value) for i, value in zip(ids, per_image)},
         per_image_rouge={i: 100 * float(value) for i, value in zip(ids, rouge_per_image)},
+        bleu_counts=[bleu_counts(res[i][0], gts[i]) for i in ids],
     )
 
 
@@ -208,3 +211,37 @@ def warm_meteor(java: str) -> Meteor:
         meteor = _WARM[java] = Meteor(java)
         atexit.register(meteor.close)
     return meteor
+
+
+# BLEU from counts: pycocoevalcap's corpus BLEU is a function of counts summed over images (hypothesis length, the
+# closest reference length, and per n the n-grams guessed and matched), so a bootstrap over images recomputes it
+# exactly from the redrawn images' sums, with no Java and no re-tokenizing.
+
+BLEU_TINY, BLEU_SMALL = 1e-15, 1e-9  # pycocoevalcap's guards: 0 matches give 0, not a division by zero
+
+
+def bleu_counts(hypothesis: str, references: Sequence[str], n: int = 4) -> tuple[int, ...]:
+    """(hypothesis length, closest reference length, guessed 1..n-grams, matched 1..n-grams) of one tokenized image,
+    as pycocoevalcap's BleuScorer counts them ("closest": the reference length nearest the hypothesis', the shorter
+    on a tie)."""
+    from pycocoevalcap.bleu.bleu_scorer import cook_refs, cook_test
+
+    comps = cook_test(hypothesis, cook_refs(list(references), n=n), n=n)
+    length = comps["testlen"]
+    closest = min(comps["reflen"], key=lambda r: (abs(r - length), r))
+    return (length, closest, *comps["guess"], *comps["correct"])
+
+
+def corpus_bleu(totals: Sequence[float], n: int = 4) -> list[float]:
+    """BLEU-1..n (x100) from counts summed over images (`bleu_counts` summed), in pycocoevalcap's arithmetic."""
+    import math
+
+    length, reference, guessed, matched = totals[0], totals[1], totals[2:2 + n], totals[2 + n:2 + 2 * n]
+    scores, product = [], 1.0
+    for k in range(n):
+        product *= float(matched[k] + BLEU_TINY) / (guessed[k] + BLEU_SMALL)
+        scores.append(product ** (1.0 / (k + 1)))
+    ratio = (length + BLEU_TINY) / (reference + BLEU_SMALL)
+    if ratio < 1:
+        scores = [score * math.exp(1 - 1 / ratio) for score in scores]
+    return [100 * score for score in scores]

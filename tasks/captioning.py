@@ -14,8 +14,9 @@ from typing import Any
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
-from tasks.base import (FileReader, MetricResult, Task, checked_id, checked_text, cut_at_stop_words, optional_text, per_query_mean,
-                        read_json, require, require_id, require_list, require_text, require_texts, some_records, type_name)
+from tasks.base import (FileReader, MetricResult, Resampling, Task, checked_id, checked_text, cut_at_stop_words, optional_text,
+                        per_query_mean, read_json, require, require_id, require_list, require_text, require_texts, some_records,
+                        type_name)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "captioning"
@@ -207,9 +208,24 @@ def score_captions(predictions: Mapping[str, str], examples: Sequence[Example]) 
             for d in domains
         }
     resampling = {"CIDEr": per_query_mean(result.per_image_cider, CIDER_RESAMPLING),
-                  "ROUGE_L": per_query_mean(result.per_image_rouge, "mean of per-image ROUGE-L")}
+                  "ROUGE_L": per_query_mean(result.per_image_rouge, "mean of per-image ROUGE-L"),
+                  **bleu_resampling(tuple(result.per_image_cider), result.bleu_counts)}
     return MetricResult(scores=dict(result.scores), per_sample=dict(result.per_image_cider), breakdowns=breakdowns,
                         resampling=resampling)
+
+
+def bleu_resampling(ids: tuple[str, ...], counts) -> dict[str, Resampling]:
+    """BLEU-1..4 recomputed exactly on each resample from the redrawn images' summed counts (metrics.captioning)."""
+    import numpy as np
+
+    from metrics.captioning import corpus_bleu
+
+    table = np.asarray(counts, dtype=np.float64)
+    if not len(ids) or table.shape[0] != len(ids):
+        return {}
+    return {f"Bleu_{n}": Resampling(ids, f"BLEU-{n} recomputed from the redrawn images' n-gram counts",
+                                    statistic=lambda positions, k=n - 1: corpus_bleu(table[positions].sum(axis=0))[k])
+            for n in range(1, 5)}
 
 
 # Rerunning pycocoevalcap (its Java tokenizer included) on 1,000 resamples is out of reach: CIDEr-D's interval redraws

@@ -37,6 +37,15 @@ def test_per_image_cider_matches_pycocoevalcap(conformance_scores):
     assert dict(ours.per_image_cider) == {image: value * 100 for image, value in expected["per_image_cider"].items()}
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_corpus_bleu_from_summed_counts_is_pycocoevalcaps(conformance_scores, n):
+    """What a bootstrap redraws: BLEU recomputed from the images' summed counts is the reference scorer's number."""
+    ours, expected = conformance_scores
+    totals = [sum(column) for column in zip(*ours.bleu_counts)]
+    assert len(ours.bleu_counts) == len(ours.per_image_cider)
+    assert captioning.corpus_bleu(totals)[n - 1] == pytest.approx(expected["scores"][f"Bleu_{n}"] * 100, rel=1e-12)
+
+
 def test_raw_predictions_are_tokenized_like_cocoevalcap():
     references = {"1": ["A dog runs.", "the dog runs fast"], "2": ["a red bus", "A bus, red!"]}
     raw = caption_scores({"1": "  A Dog,\nruns!  ", "2": "A RED bus\r\n"}, references)
