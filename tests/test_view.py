@@ -23,7 +23,7 @@ from results.view.page import embedded_json, render_page, report_data
 from tests.conftest import assert_refused, call_evals
 
 HOSTILE = '<script>document.body.dataset.pwned="1"</script><img src=x onerror="document.body.dataset.pwned=2">'
-DATA_BLOCK = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.S)
+DATA_BLOCK = re.compile(r'<script type="application/json" id="report-data">(.*?)</script>', re.DOTALL)
 
 
 def evals(args: list[str]) -> None:
@@ -75,8 +75,8 @@ def test_prompt_shows_the_demonstrations_images_then_the_querys(data):
         assert image_ids(sample) == expected and len(expected) == 3
         assert all(data["images"][s["image"]].startswith("data:image/jpeg;base64,") for p in sample["prompts"] for s in p if "image" in s)
         text = "".join(s.get("text", "<image>") for s in sample["prompts"][0])
-        assert text == next(json.loads(line)["prompt"] for line in open(vqa["path"].replace(".json", ".samples.jsonl"))
-                            if json.loads(line)["id"] == sample["id"])
+        lines = Path(vqa["path"].replace(".json", ".samples.jsonl")).read_text().splitlines()
+        assert text == next(json.loads(line)["prompt"] for line in lines if json.loads(line)["id"] == sample["id"])
         assert sample["references"] and sample["outcome"] == outcome(sample["score"])
 
 
@@ -114,7 +114,7 @@ def test_overview_is_the_leaderboards_numbers(data, run):
 
 def test_view_writes_one_self_contained_file(run, tmp_path, monkeypatch, capsys):
     report = tmp_path / "out" / "report.html"
-    code, out, err = call_evals(monkeypatch, capsys, ["view", str(run), "--output", str(report)])
+    code, _, err = call_evals(monkeypatch, capsys, ["view", str(run), "--output", str(report)])
     assert code == 0 and "report written" in err, err
     page = report.read_text(encoding="utf-8")
     assert not re.search(r"(src|href)=\"(https?:)?//", page) and "<link" not in page and "@import" not in page
@@ -128,6 +128,17 @@ def test_max_samples_caps_a_cell_and_says_so(run):
     capped = report_data([run], max_samples=7)
     assert all(len(c["samples"]) == 7 and c["total"] > 7 for c in capped["cells"])
     assert all(any(f"first 7 of {c['total']}" in n for n in c["notes"]) for c in capped["cells"])
+
+
+def test_page_assets_are_package_data():
+    import tomllib
+    from fnmatch import fnmatch
+
+    root = Path(__file__).parent.parent
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["results.view"]
+    assets = sorted(p.relative_to(root / "results/view").as_posix() for p in (root / "results/view/assets").iterdir())
+    assert assets == ["assets/report.css", "assets/report.html", "assets/report.js"]
+    assert all(any(fnmatch(a, g) for g in globs) for a in assets)
 
 
 def test_view_refuses_a_missing_path(tmp_path, monkeypatch, capsys):
@@ -173,7 +184,7 @@ def rendered(report: Path, fragment: str) -> str:
 
 
 def articles(dom: str) -> list[str]:
-    return re.findall(r"<article .*?</article>", dom, re.S)
+    return re.findall(r"<article .*?</article>", dom, re.DOTALL)
 
 
 @pytest.fixture(scope="module")
