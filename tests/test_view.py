@@ -141,6 +141,13 @@ def test_page_assets_are_package_data():
     assert all(any(fnmatch(a, g) for g in globs) for a in assets)
 
 
+def test_a_record_without_samples_is_shown_with_a_note(run, tmp_path):
+    record = next(run.glob("scripted/demo_vqa/*0shot*.json"))
+    shutil.copy(record, tmp_path / record.name)  # as `compare --update` writes a baseline: the record alone
+    (only,) = report_data([tmp_path])["cells"]
+    assert only["samples"] == [] and "no per-sample file" in only["notes"][0]
+
+
 def test_view_refuses_a_missing_path(tmp_path, monkeypatch, capsys):
     assert_refused(*call_evals(monkeypatch, capsys, ["view", str(tmp_path / "nothing"), "--output", str(tmp_path / "r.html")]),
                    2, "no such file or folder")

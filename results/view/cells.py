@@ -40,6 +40,14 @@ def outcome(score: float) -> str:
 
 def cell_view(record: CellRecord, data: TaskData, thumbnails: Thumbnails, max_samples: int) -> dict[str, Any]:
     """The cell's header and its first `max_samples` samples; a note says what is missing (data, images, samples)."""
+    header = {
+        "label": record.label, "model": record.model, "task": record.task, "shots": record.shots,
+        "selection": record.selection, "seed": record.seed, "kind": str(record.protocol.get("kind", "")),
+        "scores": dict(record.scores), "path": str(record.path),
+    }
+    if not samples_file(record.path).is_file():  # a baseline written by `compare --update`: records only
+        return {**header, "notes": [f"no per-sample file ({samples_file(record.path).name}) beside the record"],
+                "total": 0, "samples": []}
     read_samples(record.path)  # the pairing module's checks: each line an id and a finite score, no id twice
     lines = [line for _, line in read_jsonl(samples_file(record.path))]
     queries, why_queries = data.examples(record.task, str(record.protocol.get("query_split", "")))
@@ -49,11 +57,7 @@ def cell_view(record: CellRecord, data: TaskData, thumbnails: Thumbnails, max_sa
         notes.append(f"the first {max_samples} of {len(lines)} samples are shown (--max-samples)")
     task = task_or_none(record.task)
     samples = [sample_view(line, record.task, task, queries or {}, support or {}, thumbnails) for line in lines[:max_samples]]
-    return {
-        "label": record.label, "model": record.model, "task": record.task, "shots": record.shots,
-        "selection": record.selection, "seed": record.seed, "kind": str(record.protocol.get("kind", "")),
-        "scores": dict(record.scores), "path": str(record.path), "notes": notes, "total": len(lines), "samples": samples,
-    }
+    return {**header, "notes": notes, "total": len(lines), "samples": samples}
 
 
 def task_or_none(name: str):

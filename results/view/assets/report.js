@@ -130,6 +130,7 @@ function renderCell(state) {
   const pages = Math.max(1, Math.ceil(chosen.length / PAGE_SIZE));
   const page = Math.min(Math.max(parseInt(state.page, 10) || 1, 1), pages);
   const start = (page - 1) * PAGE_SIZE;
+  document.getElementById("page-info").dataset.page = String(page);
   document.getElementById("page-info").textContent =
     "page " + page + " of " + pages + " \u00b7 " + chosen.length + " of " + cell.samples.length + " samples";
   document.getElementById("previous").disabled = page <= 1;
@@ -155,7 +156,7 @@ function setUp() {
   }
   const search = document.getElementById("search");
   search.addEventListener("input", () => writeState({ view: "cell", q: search.value, page: "1" }));
-  const step = (delta) => () => writeState({ page: String((parseInt(readState().page, 10) || 1) + delta) });
+  const step = (delta) => () => writeState({ page: String(Number(document.getElementById("page-info").dataset.page) + delta) });
   document.getElementById("previous").addEventListener("click", step(-1));
   document.getElementById("next").addEventListener("click", step(1));
   window.addEventListener("hashchange", render);
