@@ -482,6 +482,28 @@ def leaderboard(
         write_plot(summary, plot)
 
 
+@app.command()
+def view(
+    results: Annotated[list[Path], typer.Argument(help=RESULTS_HELP)],
+    output: Annotated[Path, typer.Option(help="The HTML file to write (one file: style, script, data and thumbnails "
+                                              "inside; opens from disk with no network).")] = Path("report.html"),
+    data_dir: Annotated[Optional[Path], typer.Option(help="Task data, to show the images and references of demonstrations "
+                                                          "and queries (bundled demo tasks need none).")] = None,
+    max_samples: Annotated[int, typer.Option(help="Samples shown per cell (the first N; the page notes the rest).")] = 5000,
+    allow_mixed_protocols: Annotated[bool, typer.Option(help="As for leaderboard: put cells of different protocols in "
+                                                             "one column of the overview.")] = False,
+) -> None:
+    """A report of the runs to open in a browser: the leaderboard, and each cell sample by sample as the model saw it."""
+    from results.view.page import build_report
+
+    check_writable_file(output, "--output")
+    if max_samples < 1:
+        raise ConfigError(f"--max-samples must be at least 1, got {max_samples}")
+    size = build_report(results, output, data_dir=data_dir, max_samples=max_samples,
+                        allow_mixed_protocols=allow_mixed_protocols)
+    errors.print(f"report written to {output} ({size / 1e6:.1f} MB)", soft_wrap=True, highlight=False)
+
+
 def write_table(text: str, output: Path) -> None:
     """The table to `output`; where that write fails after all, to stdout first, so the table is not lost."""
     try:

@@ -1,0 +1,44 @@
+"""Images as small embedded JPEG thumbnails: the report opens from disk with no network and stays a few MB."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+from evals.errors import DataError
+from evals.images import load_image
+from evals.records import ImageRef
+
+THUMBNAIL_SIDE = 160  # pixels on the longer side: enough to tell what a demonstration showed
+JPEG_QUALITY = 70
+
+
+def thumbnail_uri(ref: ImageRef, side: int = THUMBNAIL_SIDE) -> str | None:
+    """The image as a `data:image/jpeg` URI, downscaled to `side`; None where it cannot be read (the page says so
+    instead of failing the whole report over one missing file)."""
+    try:
+        image = load_image(ref).copy()
+    except DataError:
+        return None
+    image.thumbnail((side, side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+class Thumbnails:
+    """Each image encoded once per report, however many prompts show it (a support image recurs as a shot)."""
+
+    def __init__(self, side: int = THUMBNAIL_SIDE) -> None:
+        self.side = side
+        self.uris: dict[str, str | None] = {}
+
+    def key(self, task: str, ref: ImageRef) -> str:
+        """The image's key in the report: ids are unique within a task's data, not across tasks."""
+        key = f"{task}/{ref.id}"
+        if key not in self.uris:
+            self.uris[key] = thumbnail_uri(ref, self.side)
+        return key
+
+    def table(self) -> dict[str, str]:
+        return {key: uri for key, uri in self.uris.items() if uri is not None}
