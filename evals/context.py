@@ -26,6 +26,12 @@ class Budget:
 
     def __init__(self, model, limit: int) -> None:
         self.model, self.limit = model, limit
+        self.candidate_tokens: dict[str, int] = {}  # a classification task scores the same candidates for every query
+
+    def tokens(self, candidate: str) -> int:
+        if candidate not in self.candidate_tokens:
+            self.candidate_tokens[candidate] = self.model.text_tokens(candidate)
+        return self.candidate_tokens[candidate]
 
     def needs(self, requests: Sequence[Request], params: GenerationParams, generate: bool) -> list[int]:
         """Per request, the most tokens any of its prompts needs with the tokens that follow it."""
@@ -34,7 +40,7 @@ class Budget:
         needs = []
         for request in requests:
             follow = [params.max_new_tokens] * len(request.prompts) if generate else \
-                [max((self.model.text_tokens(c) for c in options), default=0) for options in request.candidates]
+                [max((self.tokens(c) for c in options), default=0) for options in request.candidates]
             needs.append(max(next(lengths) + more for more in follow))
         return needs
 
