@@ -155,12 +155,13 @@ def run_sweep(spec, overwrite: bool, auto_batch: bool = False, verbose: bool = F
     from evals.models.bigmodel import gpus_per_process
     from evals.sweep import model_options
 
-    world = current_world(spec.device, gpus_per_process(spec.device, model_options(spec)))
+    options = model_options(spec)
+    world = current_world(spec.device, gpus_per_process(spec.device, options))
     with crash.logs_into(spec.output_dir), runlog.captured(spec.output_dir, verbose, world.rank):
-        evaluate_models(spec, world, overwrite, auto_batch)
+        evaluate_models(spec, options, world, overwrite, auto_batch)
 
 
-def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
+def evaluate_models(spec, options, world, overwrite: bool, auto_batch: bool) -> None:
     from contextlib import nullcontext
     from dataclasses import replace
 
@@ -169,9 +170,8 @@ def evaluate_models(spec, world, overwrite: bool, auto_batch: bool) -> None:
     from evals.registry import TASKS, suite_tasks
     from evals.runner import NoProgress, skipped_shots
     from evals.runner import run as run_cells
-    from evals.sweep import model_options, run_settings
+    from evals.sweep import run_settings
 
-    options = model_options(spec)
     spread = options.device_map is not None  # one model over the process's GPUs: evals.placement picks them
     if spec.gpus_per_process is not None and not spec.device.startswith("cuda") and world.main:
         errors.print(f"note: --gpus-per-process divides GPUs; --device {spec.device} has none to divide (ignored)")

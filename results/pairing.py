@@ -120,9 +120,12 @@ def query_examples(task_name: str, split: str, data_dir: Path | None) -> tuple[d
 
 
 def image_groups(ids: tuple[str, ...], examples: Mapping[str, Example] | None) -> list[str] | None:
-    """Each query's image ids (joined) where some image is shared by several of the queries (VQA's questions), so the
-    bootstrap redraws an image with all its questions; None where every query has its own image or none is known."""
+    """Each query's group, by the rule a cell's own intervals use (evals.intervals.image_groups: its first image,
+    where some image serves several queries), so the paired bootstrap redraws an image with all its questions; None
+    where every query has its own image or the examples are not known."""
+    from evals.intervals import image_groups as groups_of
+
     if examples is None or any(i not in examples for i in ids):
         return None
-    groups = ["|".join(image.id for image in examples[i].images) or i for i in ids]
-    return groups if len(set(groups)) < len(groups) else None
+    image_of = groups_of([examples[i] for i in ids])
+    return None if image_of is None else [image_of[i] for i in ids]

@@ -98,3 +98,12 @@ def assert_refused(code: int, out: str, err: str, expected: int, fragment: str) 
     assert len(lines) == 1 and lines[0].startswith("error:"), err
     assert fragment in lines[0], err
     assert not out.strip(), out
+
+
+def free_port() -> int:
+    """A localhost port nothing listens on now (for a torchrun rendezvous)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

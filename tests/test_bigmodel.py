@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import shlex
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +21,7 @@ from evals.models.idefics2 import Idefics2Model
 from evals.models.idefics3 import Idefics3Model
 from evals.models.options import parse_model_args
 from evals.records import GenerationParams
-from tests.conftest import call_evals
+from tests.conftest import call_evals, free_port
 from tests.test_idefics2 import tiny_idefics2_folder  # noqa: F401  (a fixture)
 from tests.test_idefics3 import tiny_idefics3_folder  # noqa: F401  (a fixture)
 from tests.test_vision_cache import CANDIDATES, few_shot_prompts, twin
@@ -189,12 +188,6 @@ def on_this_machine(command: str, data_dir: Path, output: Path) -> list[str]:
     program, *args = shlex.split(command)
     launcher = {"torchrun": [sys.executable, "-m", "torch.distributed.run"], "evals": [sys.executable, "-m", "evals"]}
     return [*launcher[program], *args]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def launch_all(commands: list[list[str]]) -> list[subprocess.CompletedProcess]:

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from evals.journal import Journal, journal_path
 from evals.models import ScriptedModel
 from evals.registry import PROMPT_FORMATS, TASKS
 from evals.runner import NoProgress, RunSettings, build_requests, plan_cells, run_share
+from tests.conftest import free_port
 from tests.test_batching import records, without_logliks
 
 # torchrun sets one thread per process; the 1-process run uses the same, so float sums reduce in the same order.
@@ -156,12 +156,6 @@ def test_two_processes_write_exactly_what_one_does(tmp_path):
 
 
 RICES = ("--selection", "random,rices")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def two_nodes(root: Path) -> list[subprocess.CompletedProcess]:
