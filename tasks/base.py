@@ -71,11 +71,14 @@ MetricFn = Callable[[Mapping[str, Any], Sequence[Example]], MetricResult]
 class RankQuery:
     """One prompt of a ranked task: the example as the prompt shows it, and the answers to score after it.
 
-    Most tasks give one per example; Winoground gives one per image (each scoring both captions).
+    Most tasks give one per example; Winoground gives one per image (each scoring both captions). `gold` names the
+    candidates that are right for this prompt where that is not the example's references (Winoground: caption i for
+    image i, though both captions are references); the viewer marks them.
     """
 
     example: Example
     candidates: tuple[str, ...]
+    gold: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -67,9 +67,10 @@ def hf_example(row: Row) -> Example:
 
 
 def image_views(example: Example) -> list[RankQuery]:
-    """Two prompts, one per image, each scoring both captions: [[c0|i0, c1|i0], [c0|i1, c1|i1]]."""
+    """Two prompts, one per image, each scoring both captions: [[c0|i0, c1|i0], [c0|i1, c1|i1]]; caption i is image
+    i's gold one."""
     captions = tuple(example.fields[key] for key in CAPTIONS)
-    return [RankQuery(replace(example, id=f"{example.id}/image_{i}", images=(image,)), captions)
+    return [RankQuery(replace(example, id=f"{example.id}/image_{i}", images=(image,)), captions, gold=(captions[i],))
             for i, image in enumerate(example.images)]
 
 

@@ -105,6 +105,18 @@ def test_ranked_samples_mark_the_chosen_and_the_gold_candidate(data, run):
         assert (sample["score"] == 100.0) == chosen[0]["gold"]
 
 
+def test_winoground_marks_one_gold_caption_per_image(tmp_path):
+    """Both captions are references, but caption i is the right one for image i only."""
+    out = tmp_path / "match"
+    evals(["run", "--model", "scripted", "--task", "demo_match", "--shots", "0", "--limit", "4", "--output-dir", str(out)])
+    (match,) = report_data([out])["cells"]
+    for sample in match["samples"]:
+        captions = [[c["text"] for c in prompt] for prompt in sample["candidates"]]
+        gold = [[c["text"] for c in prompt if c["gold"]] for prompt in sample["candidates"]]
+        assert len(captions) == 2 and captions[0] == captions[1]
+        assert gold == [[captions[0][0]], [captions[0][1]]]
+
+
 def test_overview_is_the_leaderboards_numbers(data, run):
     expected = summarize(read_records([run]))
     assert [(r["task"], r["shots"], r["mean"], r["n"]) for r in data["overview"]] == \

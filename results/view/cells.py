@@ -116,7 +116,7 @@ def prompt_segments(text: str, images: Sequence[ImageRef | None], task: str, thu
 
 def candidates(task, query: Example | None, output: Any) -> list[list[dict]] | None:
     """Per prompt, each candidate answer with its log-likelihood, the chosen one (highest) and the gold one (a
-    reference) marked; None without the query's data or with an output that does not fit its candidates."""
+    reference, or the prompt's own gold where the task names one) marked; None without the query's data or with an output that does not fit its candidates."""
     if query is None or not isinstance(output, list):
         return None
     try:
@@ -131,6 +131,7 @@ def candidates(task, query: Example | None, output: Any) -> list[list[dict]] | N
             return None
         finite = [s if isinstance(s, (int, float)) and math.isfinite(s) else -math.inf for s in scores]
         best = max(range(len(finite)), key=finite.__getitem__)
-        shown.append([{"text": text, "loglik": score, "chosen": k == best, "gold": text in query.references}
+        gold = query.references if rank_query.gold is None else rank_query.gold
+        shown.append([{"text": text, "loglik": score, "chosen": k == best, "gold": text in gold}
                       for k, (text, score) in enumerate(zip(rank_query.candidates, scores))])
     return shown
