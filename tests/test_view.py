@@ -236,6 +236,26 @@ def test_browser_filter_in_the_hash_changes_the_visible_rows(report, data):
     assert len(last) == len(wrong[50:100])
 
 
+def test_samples_carry_their_question_and_answer_types(data):
+    _, vqa = cell(data, "demo_vqa", 2)
+    assert {s["types"]["answer_type"] for s in vqa["samples"]} == {"number", "other", "yes/no"}
+    assert all(set(s["types"]) <= {"question_type", "answer_type"} for s in vqa["samples"])
+
+
+@needs_chromium
+def test_browser_type_filter_in_the_hash_keeps_that_answer_type(report, data):
+    index, vqa = cell(data, "demo_vqa", 2)
+    of_type = {t: [s for s in vqa["samples"] if s["types"]["answer_type"] == t] for t in ("number", "other", "yes/no")}
+    kind = next(t for t, samples in of_type.items() if {s["outcome"] for s in samples} >= {"correct", "wrong"})
+    ids = [s["id"] for s in of_type[kind]]
+    wrong = [s["id"] for s in of_type[kind] if s["outcome"] == "wrong"]
+    for fragment, expected in ((f"cell={index}&type=answer_type%3D{kind.replace('/', '%2F')}", ids),
+                               (f"cell={index}&type=answer_type%3D{kind.replace('/', '%2F')}&filter=wrong", wrong)):
+        dom = rendered(report, fragment)
+        assert [re.search(r'data-id="([^"]+)"', a).group(1) for a in articles(dom)] == expected[:50]
+        assert f'<option value="answer_type={kind}">answer_type: {kind} ({len(ids)})</option>' in dom
+
+
 @needs_chromium
 def test_browser_renders_markup_in_data_as_text(hostile, tmp_path):
     page = tmp_path / "hostile.html"

@@ -16,6 +16,9 @@ from results.records import CellRecord
 from results.view.thumbnails import Thumbnails
 from tasks.base import read_jsonl
 
+# The example fields a researcher filters by (the official files' question and answer types, MMBench's category,
+# ScienceQA's subject and grade, NoCaps' domain, MathVista's task, Winoground's tag): whichever the task's data has.
+TYPE_KEYS = ("question_type", "answer_type", "category", "subject", "grade", "domain", "task", "collapsed_tag")
 FULL_CREDIT = 100.0  # scores are on 0-100: a sample is "correct" at full credit, "wrong" at none, else "partial"
 
 
@@ -85,6 +88,7 @@ def sample_view(line: Mapping[str, Any], task_name: str, task, queries: Mapping[
         "id": str(line["id"]), "shot_ids": [str(i) for i in line.get("shot_ids", [])], "prompts": segments,
         "output": line.get("output"), "prediction": line.get("prediction"), "score": score, "outcome": outcome(score),
         "references": list(query.references) if query else None,
+        "types": {key: query.meta[key] for key in TYPE_KEYS if query and query.meta.get(key)},
         "candidates": candidates(task, query, line.get("output")) if task is not None and task.kind == "rank" else None,
     }
 

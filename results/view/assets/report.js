@@ -3,7 +3,7 @@
 "use strict";
 const DATA = JSON.parse(document.getElementById("report-data").textContent);
 const PAGE_SIZE = 50;
-const DEFAULTS = { view: "overview", cell: "0", filter: "all", sort: "order", q: "", page: "1" };
+const DEFAULTS = { view: "overview", cell: "0", filter: "all", type: "", sort: "order", q: "", page: "1" };
 
 function el(tag, className, ...children) {
   const node = document.createElement(tag);
@@ -24,7 +24,7 @@ function readState() {
   const state = Object.assign({}, DEFAULTS);
   const params = new URLSearchParams(location.hash.slice(1));
   for (const key of Object.keys(DEFAULTS)) if (params.has(key)) state[key] = params.get(key);
-  if (!params.has("view") && ["cell", "filter", "q", "page", "sort"].some((k) => params.has(k))) state.view = "cell";
+  if (!params.has("view") && ["cell", "filter", "type", "q", "page", "sort"].some((k) => params.has(k))) state.view = "cell";
   return state;
 }
 
@@ -57,8 +57,16 @@ function renderOverview() {
   }
 }
 
-function matches(sample, filter, query) {
+// A type filter is "key=value" (e.g. "answer_type=number"): the sample's data carries that value for that key.
+function typeMatches(sample, type) {
+  if (!type) return true;
+  const at = type.indexOf("=");
+  return (sample.types || {})[type.slice(0, at)] === type.slice(at + 1);
+}
+
+function matches(sample, filter, query, type) {
   if (filter !== "all" && sample.outcome !== filter) return false;
+  if (!typeMatches(sample, type)) return false;
   if (!query) return true;
   if (sample._search === undefined) {
     const prompts = sample.prompts.map((p) => p.map((s) => s.text || "").join(" ")).join(" ");
@@ -68,8 +76,8 @@ function matches(sample, filter, query) {
   return sample._search.includes(query.toLowerCase());
 }
 
-function visibleSamples(cell, state) {
-  const chosen = cell.samples.filter((s) => matches(s, state.filter, state.q));
+function visibleSamples(cell, state, type) {
+  const chosen = cell.samples.filter((s) => matches(s, state.filter, state.q, type));
   if (state.sort === "score-asc") chosen.sort((a, b) => a.score - b.score);
   if (state.sort === "score-desc") chosen.sort((a, b) => b.score - a.score);
   return chosen;
@@ -106,6 +114,8 @@ function sampleView(sample) {
   add("output", shown(sample.output));
   add("prediction", shown(sample.prediction));
   if (sample.references) add("references", sample.references.join(" | "));
+  const types = Object.entries(sample.types || {});
+  if (types.length) add("type", types.map(([key, value]) => key + ": " + value).join(", "));
   add("shots", sample.shot_ids.join(", ") || "none");
   const card = el("article", "sample " + sample.outcome,
     el("h3", null, "query " + sample.id + " \u00b7 score " + sample.score.toFixed(2) + " (" + sample.outcome + ")"),
@@ -115,10 +125,33 @@ function sampleView(sample) {
   return card;
 }
 
+// The type picker offers each key=value the cell's samples carry, with its count.
+function fillTypes(cell, chosen) {
+  const counts = new Map();
+  for (const sample of cell.samples) {
+    for (const [key, value] of Object.entries(sample.types || {})) {
+      const option = key + "=" + value;
+      counts.set(option, (counts.get(option) || 0) + 1);
+    }
+  }
+  const picker = document.getElementById("type");
+  const options = [...counts.keys()].sort().map((option) => {
+    const node = el("option", null, option.replace("=", ": ") + " (" + counts.get(option) + ")");
+    node.value = option;
+    return node;
+  });
+  const any = el("option", null, "any");
+  any.value = "";
+  picker.replaceChildren(any, ...options);
+  picker.value = counts.has(chosen) ? chosen : "";
+  return picker.value;
+}
+
 function renderCell(state) {
   const index = Math.min(Math.max(parseInt(state.cell, 10) || 0, 0), DATA.cells.length - 1);
   const cell = DATA.cells[index];
   document.getElementById("cell-picker").value = String(index);
+  const type = fillTypes(cell, state.type);  // a type this cell lacks (left from another cell) filters nothing
   document.getElementById("filter").value = state.filter;
   document.getElementById("sort").value = state.sort;
   const search = document.getElementById("search");
@@ -126,7 +159,7 @@ function renderCell(state) {
   const scores = Object.entries(cell.scores).map(([k, v]) => k + " " + v.toFixed(2)).join(", ");
   document.getElementById("cell-header").replaceChildren(el("h2", null, cell.label), el("p", null, scores + " \u00b7 " + cell.path),
     ...cell.notes.map((n) => el("p", "notes", n)));
-  const chosen = visibleSamples(cell, state);
+  const chosen = visibleSamples(cell, state, type);
   const pages = Math.max(1, Math.ceil(chosen.length / PAGE_SIZE));
   const page = Math.min(Math.max(parseInt(state.page, 10) || 1, 1), pages);
   const start = (page - 1) * PAGE_SIZE;
@@ -150,7 +183,7 @@ function setUp() {
   const picker = document.getElementById("cell-picker");
   DATA.cells.forEach((cell, i) => { const option = el("option", null, cell.label); option.value = String(i); picker.appendChild(option); });
   picker.addEventListener("change", () => writeState({ view: "cell", cell: picker.value, page: "1" }));
-  for (const id of ["filter", "sort"]) {
+  for (const id of ["filter", "type", "sort"]) {
     const control = document.getElementById(id);
     control.addEventListener("change", () => writeState({ view: "cell", [id]: control.value, page: "1" }));
   }
