@@ -138,3 +138,20 @@ def test_browser_compare_renders_markup_in_a_question_as_text(shots_run, data, t
     assert "pwned=" not in dom.split("<body", 1)[1].split(">", 1)[0]  # neither payload ran
     assert "<img src=" not in dom and 'src="x"' not in dom  # no element was injected
     assert all("&lt;script&gt;document.body.dataset.pwned" in side and "onerror=" in side for side in sides(rows[target]))
+
+
+@needs_chromium
+def test_browser_lists_a_flip_past_max_samples_by_id(shots_run, data, tmp_path):
+    _, _, stored = pair(data, "demo_vqa")
+    page = tmp_path / "capped.html"
+    capped = report_data([shots_run], max_samples=5)
+    page.write_text(render_page(capped), encoding="utf-8")
+    zero, two, _ = pair(capped, "demo_vqa")
+    rows = flip_rows(rendered(page, f"view=compare&a={zero}&b={two}&flip=right-to-wrong"))
+    assert [i for i, _ in rows] == stored["right_to_wrong"][:50]
+    shown = {s["id"] for s in capped["cells"][zero]["samples"]}
+    for flipped, html in rows:
+        a_side, _ = sides(html)
+        assert (f'data-id="{flipped}"' in a_side) == (flipped in shown)
+        assert ("is not in this report" in a_side) == (flipped not in shown)
+    assert any(i not in shown for i, _ in rows)
