@@ -233,9 +233,15 @@ function setUpCompare() {
   }
   const flip = document.getElementById("compare-flip");
   flip.addEventListener("change", () => writeState({ view: "compare", flip: flip.value, page: "1" }));
-  const step = (delta) => () => writeState({ page: String(Number(document.getElementById("compare-page-info").dataset.page) + delta) });
-  document.getElementById("compare-previous").addEventListener("click", step(-1));
-  document.getElementById("compare-next").addEventListener("click", step(1));
+  wirePager("compare");
+}
+
+function wirePager(prefix) {
+  // previous/next step from the page shown (its number is on the page-info element), not from the hash's
+  const info = document.getElementById(prefix + "-page-info");
+  for (const [id, delta] of [[prefix + "-previous", -1], [prefix + "-next", 1]]) {
+    document.getElementById(id).addEventListener("click", () => writeState({ page: String(Number(info.dataset.page) + delta) }));
+  }
 }
 
 function setUp() {
