@@ -155,3 +155,23 @@ def test_browser_lists_a_flip_past_max_samples_by_id(shots_run, data, tmp_path):
         assert (f'data-id="{flipped}"' in a_side) == (flipped in shown)
         assert ("is not in this report" in a_side) == (flipped not in shown)
     assert any(i not in shown for i, _ in rows)
+
+
+@needs_chromium
+def test_browser_pages_through_the_flips(shots_run, tmp_path):
+    """Both demo_vqa cells copied with every query at 100 in A and 0 in B: 60 flips, the second page holds the last 10."""
+    for record in shots_run.glob("scripted/demo_vqa/*.json"):
+        shutil.copy(record, tmp_path / record.name)
+        samples = record.with_name(record.name.replace(".json", ".samples.jsonl"))
+        lines = [json.loads(line) for line in samples.open()]
+        for line in lines:
+            line["score"] = 0.0 if "2shot" in record.name else 100.0
+        (tmp_path / samples.name).write_text("".join(json.dumps(x) + "\n" for x in lines))
+    data = report_data([tmp_path])
+    (only,) = data["comparisons"]
+    assert len(only["right_to_wrong"]) == 60 and not only["wrong_to_right"]
+    page = tmp_path / "paged.html"
+    page.write_text(render_page(data), encoding="utf-8")
+    dom = rendered(page, "view=compare&a=0&b=1&flip=right-to-wrong&page=2")
+    assert [i for i, _ in flip_rows(dom)] == only["right_to_wrong"][50:]
+    assert 'data-page="2">page 2 of 2 · 60 queries' in dom
