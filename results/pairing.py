@@ -84,7 +84,11 @@ class Pairing:
 def pair_samples(a_record_path: Path, b_record_path: Path, common_only: bool = False) -> Pairing:
     """Match the two cells' samples by id. An id that only one side has is an error naming both files (the runs did
     not score the same queries), unless `common_only` asks to compare the ids both have."""
-    a, b = read_samples(a_record_path), read_samples(b_record_path)
+    return match_samples(read_samples(a_record_path), read_samples(b_record_path), common_only)
+
+
+def match_samples(a: CellSamples, b: CellSamples, common_only: bool = False) -> Pairing:
+    """`pair_samples` on samples already read (the viewer pairs each cell with several others, reading it once)."""
     only_a, only_b = sorted(a.scores.keys() - b.scores.keys()), sorted(b.scores.keys() - a.scores.keys())
     if (only_a or only_b) and not common_only:
         first = only_a[0] if only_a else only_b[0]

@@ -177,6 +177,104 @@ function render() {
   document.getElementById("overview").hidden = state.view !== "overview";
   document.getElementById("cell").hidden = state.view !== "cell";
   if (state.view === "cell" && DATA.cells.length) renderCell(state);
+  document.getElementById("compare").hidden = state.view !== "compare";
+  if (state.view === "compare" && DATA.cells.length) renderCompare(state);
+}
+
+// --- Compare: two cells side by side and the queries that flip between them. The flips are computed in Python
+// (results/view/compare.py, with the functions `evals compare --test paired` uses), stored once per pair of cells of
+// one task (a < b) as query ids; the page only looks them up and pages through them.
+const FLIP_LISTS = { "right-to-wrong": "right_to_wrong", "wrong-to-right": "wrong_to_right" };
+const COMPARE_DEFAULTS = { a: "0", b: "1", flip: "right-to-wrong" };
+
+function comparisonOf(a, b) {
+  const found = (DATA.comparisons || []).find((c) => c.a === Math.min(a, b) && c.b === Math.max(a, b));
+  if (!found || a < b) return found;
+  // B before A: what is higher in the stored pair's first cell is higher in this view's B
+  return Object.assign({}, found, { a: a, b: b, right_to_wrong: found.wrong_to_right, wrong_to_right: found.right_to_wrong });
+}
+
+function cellIndex(value) {
+  return Math.min(Math.max(parseInt(value, 10) || 0, 0), DATA.cells.length - 1);
+}
+
+function sampleById(cell, id) {
+  if (!cell._byId) cell._byId = new Map(cell.samples.map((s) => [s.id, s]));
+  return cell._byId.get(id);
+}
+
+function flipSide(name, cell, id) {
+  const sample = sampleById(cell, id);
+  const body = sample ? sampleView(sample)
+    : el("p", "notes", "query " + id + " is not in this report (the cell shows its first " + cell.samples.length + " samples, --max-samples)");
+  const side = el("div", "side", el("h4", null, name + " \u00b7 " + cell.label), body);
+  side.dataset.side = name;
+  return side;
+}
+
+function flipView(id, cellA, cellB) {
+  const row = el("div", "flip", flipSide("A", cellA, id), flipSide("B", cellB, id));
+  row.dataset.id = id;
+  return row;
+}
+
+function compareHeader(comparison, cellA, cellB) {
+  const count = (kind, text) => {
+    const span = el("span", "flip-count", text + ": " + comparison[FLIP_LISTS[kind]].length);
+    span.dataset.kind = kind;
+    span.dataset.count = String(comparison[FLIP_LISTS[kind]].length);
+    return span;
+  };
+  return [el("h2", null, "A: " + cellA.label + "  \u2192  B: " + cellB.label),
+    el("p", null, count("right-to-wrong", "right to wrong (higher in A)"), " \u00b7 ",
+       count("wrong-to-right", "wrong to right (higher in B)"), " \u00b7 " + comparison.paired + " queries paired"),
+    el("p", null, "A query flips where its score differs between A and B, as evals compare --test paired --flips lists " +
+       "them (with scores of 0 or 100, McNemar's discordant queries). Paired by query id on each cell's full samples " +
+       "file; a flipped query past a cell's --max-samples cut is listed by id only."),
+    ...(comparison.note ? [el("p", "notes", comparison.note)] : [])];
+}
+
+function renderCompare(state) {
+  const a = cellIndex(state.a), b = cellIndex(state.b);
+  const flip = FLIP_LISTS[state.flip] ? state.flip : COMPARE_DEFAULTS.flip;
+  document.getElementById("compare-a").value = String(a);
+  document.getElementById("compare-b").value = String(b);
+  document.getElementById("compare-flip").value = flip;
+  const comparison = a === b ? null : comparisonOf(a, b);
+  const ids = comparison ? comparison[FLIP_LISTS[flip]] : [];
+  const header = comparison ? compareHeader(comparison, DATA.cells[a], DATA.cells[b])
+    : [el("p", "notes", a === b ? "Pick two different cells." : "These two cells are not compared: only cells of one task " +
+      "and query split, each with its samples file, pair their queries.")];
+  document.getElementById("compare-header").replaceChildren(...header);
+  const pages = Math.max(1, Math.ceil(ids.length / PAGE_SIZE));
+  const page = Math.min(Math.max(parseInt(state.page, 10) || 1, 1), pages);
+  const info = document.getElementById("compare-page-info");
+  info.dataset.page = String(page);
+  info.textContent = "page " + page + " of " + pages + " \u00b7 " + ids.length + " queries";
+  document.getElementById("compare-previous").disabled = page <= 1;
+  document.getElementById("compare-next").disabled = page >= pages;
+  const shown = ids.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
+  document.getElementById("flips").replaceChildren(...shown.map((id) => flipView(id, DATA.cells[a], DATA.cells[b])));
+}
+
+function setUpCompare() {
+  Object.assign(DEFAULTS, COMPARE_DEFAULTS);  // readState/writeState keep a, b and flip in the hash
+  for (const side of ["a", "b"]) {
+    const picker = document.getElementById("compare-" + side);
+    DATA.cells.forEach((cell, i) => { const option = el("option", null, i + ": " + cell.label); option.value = String(i); picker.appendChild(option); });
+    picker.addEventListener("change", () => writeState({ view: "compare", [side]: picker.value, page: "1" }));
+  }
+  const flip = document.getElementById("compare-flip");
+  flip.addEventListener("change", () => writeState({ view: "compare", flip: flip.value, page: "1" }));
+  wirePager("compare");
+}
+
+function wirePager(prefix) {
+  // previous/next step from the page shown (its number is on the page-info element), not from the hash's
+  const info = document.getElementById(prefix + "-page-info");
+  for (const [id, delta] of [[prefix + "-previous", -1], [prefix + "-next", 1]]) {
+    document.getElementById(id).addEventListener("click", () => writeState({ page: String(Number(info.dataset.page) + delta) }));
+  }
 }
 
 function setUp() {
@@ -192,6 +290,7 @@ function setUp() {
   const step = (delta) => () => writeState({ page: String(Number(document.getElementById("page-info").dataset.page) + delta) });
   document.getElementById("previous").addEventListener("click", step(-1));
   document.getElementById("next").addEventListener("click", step(1));
+  setUpCompare();
   window.addEventListener("hashchange", render);
   renderOverview();
   render();
