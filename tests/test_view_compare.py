@@ -102,7 +102,7 @@ def test_browser_lists_exactly_the_flipped_ids_each_kind(report, data):
     assert [i for i, _ in flip_rows(dom)] == stored["right_to_wrong"][:50]
     for name, ids in (("right-to-wrong", stored["right_to_wrong"]), ("wrong-to-right", stored["wrong_to_right"])):
         assert f'data-kind="{name}" data-count="{len(ids)}"' in dom
-    swapped = rendered(report, f"view=compare&a={two}&b={zero}&flip=right-to-wrong")  # B before A: the lists swap
+    swapped = rendered(report, f"a={two}&b={zero}&flip=right-to-wrong")  # B before A (no view=: a and b mean compare): the lists swap
     assert [i for i, _ in flip_rows(swapped)] == stored["wrong_to_right"][:50]
 
 

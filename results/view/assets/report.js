@@ -24,7 +24,8 @@ function readState() {
   const state = Object.assign({}, DEFAULTS);
   const params = new URLSearchParams(location.hash.slice(1));
   for (const key of Object.keys(DEFAULTS)) if (params.has(key)) state[key] = params.get(key);
-  if (!params.has("view") && ["cell", "filter", "type", "q", "page", "sort"].some((k) => params.has(k))) state.view = "cell";
+  if (!params.has("view") && ["a", "b", "flip"].some((k) => params.has(k))) state.view = "compare";
+  else if (!params.has("view") && ["cell", "filter", "type", "q", "page", "sort"].some((k) => params.has(k))) state.view = "cell";
   return state;
 }
 
