@@ -84,19 +84,25 @@ function visibleSamples(cell, state, type) {
   return chosen;
 }
 
+// Each image opens a row that holds it and the text after it (a demonstration's image comes before its text), so the
+// page reads in the prompt's order: one row per demonstration, the query's last.
 function promptView(segments) {
   const box = el("div", "prompt");
+  let turn = box.appendChild(el("div", "turn"));
   for (const segment of segments) {
     if ("text" in segment) {
-      box.appendChild(el("pre", "text", segment.text));
-    } else if (segment.image && typeof DATA.images[segment.image] === "string") {
+      turn.appendChild(el("pre", "text", segment.text));
+      continue;
+    }
+    if (turn.hasChildNodes()) turn = box.appendChild(el("div", "turn"));
+    if (segment.image && typeof DATA.images[segment.image] === "string") {
       const image = el("img", "thumb");
       image.src = DATA.images[segment.image];
       image.alt = "image " + segment.image_id;
       image.dataset.imageId = segment.image_id;
-      box.appendChild(image);
+      turn.appendChild(image);
     } else {
-      box.appendChild(el("span", "missing", "image not available"));
+      turn.appendChild(el("span", "missing", "image not available"));
     }
   }
   return box;
