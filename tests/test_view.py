@@ -118,9 +118,11 @@ def test_winoground_marks_one_gold_caption_per_image(tmp_path):
 
 
 def test_overview_is_the_leaderboards_numbers(data, run):
-    expected = summarize(read_records([run]))
-    assert [(r["task"], r["shots"], r["mean"], r["n"]) for r in data["overview"]] == \
-        list(zip(expected["task"], expected["shots"], expected["mean"], expected["n"]))
+    expected = summarize(read_records([run]), uncertainty="both")
+    assert [(r["task"], r["shots"], r["mean"], r["n"], r["low"], r["high"]) for r in data["overview"]] == \
+        list(zip(expected["task"], expected["shots"], expected["mean"], expected["n"], expected["low"], expected["high"]))
+    assert all(r["low"] <= r["mean"] <= r["high"] for r in data["overview"])  # one seed: each cell's stored interval
+    assert data["overview_note"].startswith("Scores (0-100): mean ± sample std [95% interval]")
     assert data["plot"].startswith("data:image/png;base64,")
 
 
@@ -222,6 +224,15 @@ def test_browser_shows_a_samples_demonstration_images_in_order(report, data):
         assert f'data-id="{sample["id"]}"' in html
         assert re.findall(r'<img class="thumb" src="data:image/jpeg;base64,[^"]+" alt="[^"]*" data-image-id="([^"]+)"', html) \
             == image_ids(sample)
+
+
+@needs_chromium
+def test_browser_overview_shows_each_rows_interval(report, data):
+    dom = rendered(report, "view=overview")
+    rows = re.findall(r"<tr><td>.*?</tr>", dom.split('class="leaderboard"', 1)[1])
+    assert len(rows) == len(data["overview"])
+    for row, html in zip(data["overview"], rows):
+        assert f"<td>[{row['low']:.2f}, {row['high']:.2f}]</td>" in html and f">{row['mean']:.2f}<" in html
 
 
 @needs_chromium

@@ -12,7 +12,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from results.leaderboard import summarize
+from results.leaderboard import note, summarize
 from results.records import read_records
 from results.view.cells import TaskData, cell_view
 from results.view.compare import comparisons
@@ -26,14 +26,15 @@ JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u20
 
 def report_data(paths: Sequence[Path], data_dir: Path | None = None, max_samples: int = MAX_SAMPLES,
                 allow_mixed_protocols: bool = False, side: int = THUMBNAIL_SIDE) -> dict[str, Any]:
-    """What the page renders: the leaderboard rows (results.leaderboard.summarize), the score-against-shots plot, each
+    """What the page renders: the leaderboard rows (results.leaderboard.summarize, with the std over seeds and the 95%
+    interval as `evals leaderboard --uncertainty both` gives them), the score-against-shots plot (bands drawn), each
     cell's samples, the thumbnails they show, and the flips between cells of one task (results.view.compare)."""
     records = sorted(read_records(paths), key=lambda r: (r.key, r.prompt_format, str(r.path)))
-    summary = summarize(records, allow_mixed_protocols=allow_mixed_protocols)
+    summary = summarize(records, allow_mixed_protocols=allow_mixed_protocols, uncertainty="both")
     thumbnails = Thumbnails(side)
     data = TaskData({}, data_dir)
     cells = [cell_view(record, data, thumbnails, max_samples) for record in records]
-    return {"overview": overview_rows(summary), "plot": plot_uri(summary), "cells": cells, "images": thumbnails.table(),
+    return {"overview": overview_rows(summary), "overview_note": note(summary, None), "plot": plot_uri(summary), "cells": cells, "images": thumbnails.table(),
             "comparisons": comparisons(records)}
 
 

@@ -36,18 +36,26 @@ function writeState(changes) {
   location.hash = params.toString();
 }
 
+const COUNTS = new Set(["shots", "n"]);  // shown as integers; scores with two decimals, as evals leaderboard prints them
+
 function renderOverview() {
   const section = document.getElementById("overview");
   section.replaceChildren();
-  const columns = ["model", "prompt_format", "selection", "task", "metric", "shots", "mean", "std", "n"];
+  const columns = ["model", "prompt_format", "selection", "task", "metric", "shots", "mean", "std", "95% interval",
+                   "demonstrations' share", "n"];
+  const cellText = (row, c) => {
+    if (c === "95% interval") return row.low === null || row.low === undefined ? "n/a" : "[" + row.low.toFixed(2) + ", " + row.high.toFixed(2) + "]";
+    if (c === "demonstrations' share") return typeof row.demonstration_share === "number" ? (100 * row.demonstration_share).toFixed(0) + "%" : "";
+    return row[c];
+  };
   const head = el("tr", null, ...columns.map((c) => el("th", null, c)));
   const rows = DATA.overview.map((row) => el("tr", null, ...columns.map((c) => {
-    const value = row[c];
-    return typeof value === "number" ? el("td", "number", Number.isInteger(value) ? String(value) : value.toFixed(2))
-                                     : el("td", null, shown(value));
+    const value = cellText(row, c);
+    if (typeof value !== "number") return el("td", null, shown(value));
+    return el("td", "number", COUNTS.has(c) ? String(value) : value.toFixed(2));
   })));
   section.appendChild(el("h2", null, "Leaderboard"));
-  section.appendChild(el("p", null, "Scores (0-100): mean and sample std over seeds, as evals leaderboard prints them."));
+  section.appendChild(el("p", null, DATA.overview_note || ""));
   section.appendChild(el("table", "leaderboard", el("thead", null, head), el("tbody", null, ...rows)));
   if (typeof DATA.plot === "string" && DATA.plot.startsWith("data:image/png;base64,")) {
     const plot = el("img", "plot");
