@@ -10,7 +10,8 @@ How each metric is resampled (the record's `method` says which, per score):
   interval is conditional on the reference corpus and somewhat narrower than one that redrew the idf too.
 - BLEU-1..4: recomputed exactly on each resample from the redrawn images' summed n-gram counts and lengths
   (metrics.captioning.corpus_bleu, equal to pycocoevalcap's corpus BLEU on the full set).
-- METEOR: no interval yet (its corpus score is aggregated inside the METEOR jar).
+- METEOR: recomputed exactly on each resample from the redrawn images' summed match statistics (the jar's SCORE
+  answers, kept per image), aggregated as the jar's EVAL does (metrics.meteor, English parameters of -l en -norm).
 - Any other task: its headline score as the mean of its per-sample scores, unless the metric declares otherwise.
 
 Queries that share an image (the questions about one VQA image, the rounds of one VisDial dialog, MMBench's circular

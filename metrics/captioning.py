@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import IO
 
 from evals.errors import DataError, EvalsError
+from metrics.meteor import parse_stats
 
 JAVA_MISSING = ("Java not found: pycocoevalcap's PTB tokenizer and METEOR need it; "
                 "install a Java runtime (e.g. apt-get install default-jre-headless)")
@@ -37,13 +38,17 @@ LINE_BREAKS = str.maketrans({c: " " for c in "\n\r\x0b\x0c\u2028\u2029"})
 @dataclass(frozen=True)
 class CaptionScores:
     """Corpus scores ("CIDEr", "Bleu_1".."Bleu_4", "ROUGE_L", "METEOR") and each image's CIDEr-D and ROUGE-L (whose
-    means are the corpus CIDEr-D and ROUGE-L, what a bootstrap over images redraws), all 0-100."""
+    means are the corpus CIDEr-D and ROUGE-L, what a bootstrap over images redraws), all 0-100, and the per-image
+    counts from which BLEU and METEOR are recomputed exactly on a redrawn set of images."""
 
     scores: Mapping[str, float]
     per_image_cider: Mapping[str, float]
     per_image_rouge: Mapping[str, float] = field(default_factory=dict)
     # Each image's BLEU counts (bleu_counts), in the order of `per_image_cider`: corpus BLEU is a function of their sums.
     bleu_counts: Sequence[tuple[int, ...]] = ()
+    # Each image's METEOR statistics (the jar's SCORE answer, metrics.meteor), same order: the corpus METEOR is a
+    # function of their sums.
+    meteor_stats: Sequence[tuple[float, ...]] = ()
 
 
 def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequence[str]]) -> CaptionScores:
@@ -64,13 +69,15 @@ def caption_scores(predictions: Mapping[str, str], references: Mapping[str, Sequ
     bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
     rouge, rouge_per_image = Rouge().compute_score(gts, res)
     cider, per_image = Cider().compute_score(gts, res)
-    meteor_score = meteor.score(gts, res)
+    meteor_stats = meteor.statistics(gts, res)
+    meteor_score = meteor.evaluate(meteor_stats)
     scores = {"CIDEr": cider, **{f"Bleu_{n}": b for n, b in enumerate(bleu, start=1)}, "ROUGE_L": rouge, "METEOR": meteor_score}
     return CaptionScores(
         scores={key: 100 * float(value) for key, value in scores.items()},
         per_image_cider={i: 100 * float(value) for i, value in zip(ids, per_image)},
         per_image_rouge={i: 100 * float(value) for i, value in zip(ids, rouge_per_image)},
         bleu_counts=[bleu_counts(res[i][0], gts[i]) for i in ids],
+        meteor_stats=[parse_stats(line) for line in meteor_stats],
     )
 
 
@@ -167,11 +174,20 @@ class Meteor:
 
     def score(self, gts: Mapping[str, Sequence[str]], res: Mapping[str, Sequence[str]]) -> float:
         """The corpus METEOR: one SCORE line per image gives its statistics, one EVAL line scores them all."""
+        return self.evaluate(self.statistics(gts, res))
+
+    def statistics(self, gts: Mapping[str, Sequence[str]], res: Mapping[str, Sequence[str]]) -> list[str]:
+        """Each image's statistics line (the SCORE answer), in the order of `res`."""
         with self.lock:
             stats = []
             for i, hypotheses in res.items():
                 hypothesis = hypotheses[0].replace("|||", "").replace("  ", " ")
                 stats.append(self.ask(" ||| ".join(("SCORE", " ||| ".join(gts[i]), hypothesis))))
+            return stats
+
+    def evaluate(self, stats: Sequence[str]) -> float:
+        """The jar's corpus score of these statistics lines (repeats count as often as they appear)."""
+        with self.lock:
             self.ask(" ||| ".join(("EVAL", *stats)))  # the first answer line is the first image's score
             for _ in range(len(stats) - 1):
                 self.read()

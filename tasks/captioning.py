@@ -209,7 +209,8 @@ def score_captions(predictions: Mapping[str, str], examples: Sequence[Example]) 
         }
     resampling = {"CIDEr": per_query_mean(result.per_image_cider, CIDER_RESAMPLING),
                   "ROUGE_L": per_query_mean(result.per_image_rouge, "mean of per-image ROUGE-L"),
-                  **bleu_resampling(tuple(result.per_image_cider), result.bleu_counts)}
+                  **bleu_resampling(tuple(result.per_image_cider), result.bleu_counts),
+                  **meteor_resampling(tuple(result.per_image_cider), result.meteor_stats)}
     return MetricResult(scores=dict(result.scores), per_sample=dict(result.per_image_cider), breakdowns=breakdowns,
                         resampling=resampling)
 
@@ -226,6 +227,22 @@ def bleu_resampling(ids: tuple[str, ...], counts) -> dict[str, Resampling]:
     return {f"Bleu_{n}": Resampling(ids, f"BLEU-{n} recomputed from the redrawn images' n-gram counts",
                                     statistic=lambda positions, k=n - 1: corpus_bleu(table[positions].sum(axis=0))[k])
             for n in range(1, 5)}
+
+
+def meteor_resampling(ids: tuple[str, ...], stats) -> dict[str, Resampling]:
+    """METEOR recomputed exactly on each resample from the redrawn images' summed statistics (metrics.meteor), as the
+    METEOR jar's EVAL aggregates them: no Java per resample."""
+    from metrics.meteor import meteor_from_totals, summable
+
+    table = summable(stats)
+    if not len(ids) or table.shape[0] != len(ids):
+        return {}
+    return {"METEOR": Resampling(ids, METEOR_RESAMPLING,
+                                 statistic=lambda positions: 100 * meteor_from_totals(table[positions].sum(axis=0)))}
+
+
+METEOR_RESAMPLING = ("METEOR 1.5 recomputed from the redrawn images' summed match statistics "
+                     "(English parameters of -l en -norm)")
 
 
 # Rerunning pycocoevalcap (its Java tokenizer included) on 1,000 resamples is out of reach: CIDEr-D's interval redraws

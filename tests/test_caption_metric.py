@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import pytest
 
 from evals.errors import DataError, EvalsError
 from metrics import captioning
-from metrics.captioning import JAVA_MISSING, Meteor, caption_scores, find_java, ptb_tokenize
+from metrics.captioning import JAVA_MISSING, Meteor, caption_scores, find_java, ptb_tokenize, warm_meteor
+from metrics.meteor import corpus_meteor, parse_stats
 
 BETA = 1.2  # ROUGE-L's recall weight in pycocoevalcap
 
@@ -44,6 +46,55 @@ def test_corpus_bleu_from_summed_counts_is_pycocoevalcaps(conformance_scores, n)
     totals = [sum(column) for column in zip(*ours.bleu_counts)]
     assert len(ours.bleu_counts) == len(ours.per_image_cider)
     assert captioning.corpus_bleu(totals)[n - 1] == pytest.approx(expected["scores"][f"Bleu_{n}"] * 100, rel=1e-12)
+
+
+# The jar's Math.pow (a HotSpot intrinsic) is not always correctly rounded: about 1 resample in 1,000 ends one ulp
+# away from the C library's pow used here, hence a relative tolerance far below the printed digits' worth.
+JAR_ULPS = 1e-12
+
+
+def jar_line(stats: tuple[float, ...]) -> str:
+    return " ".join(repr(value) for value in stats)  # "7.0": what the jar printed, read back by its Scanner
+
+
+def test_corpus_meteor_from_summed_stats_is_the_jars(conformance_scores):
+    """What a bootstrap redraws: METEOR aggregated in Python from the images' SCORE statistics is the jar's EVAL."""
+    ours, expected = conformance_scores
+    assert len(ours.meteor_stats) == len(ours.per_image_cider)
+    assert corpus_meteor(ours.meteor_stats) == pytest.approx(expected["scores"]["METEOR"], rel=JAR_ULPS)
+
+
+def test_corpus_meteor_equals_the_jars_eval_on_redrawn_multisets(conformance_scores):
+    ours, _ = conformance_scores
+    meteor, draw = warm_meteor(find_java()), random.Random(19)
+    for size in (1, 2, 7, 50, 300, 900):
+        for _ in range(4):
+            picked = [ours.meteor_stats[draw.randrange(len(ours.meteor_stats))] for _ in range(size)]
+            jar = meteor.evaluate([jar_line(stats) for stats in picked])
+            assert corpus_meteor(picked) == pytest.approx(jar, rel=JAR_ULPS), (size, picked[:3])
+
+
+def test_corpus_meteor_corner_cases_are_the_jars():
+    """A perfect match in one chunk adds no chunk to the sum (two of them score 1, not a fragmented 0.9); no match
+    and an empty caption score 0 (the jar's NaN); a perfect but shuffled caption is penalised."""
+    references = {"perfect": ["a cat sits on the mat"], "empty": ["a dog runs"], "none": ["a dog runs"],
+                  "shuffled": ["a cat sits on the mat"], "partial": ["the dog runs in a park", "a puppy plays outside"]}
+    hypotheses = {"perfect": ["a cat sits on the mat"], "empty": [""], "none": ["zebra xylophone"],
+                  "shuffled": ["mat the on sits cat a"], "partial": ["a dogs running in the parks"]}
+    meteor = warm_meteor(find_java())
+    lines = dict(zip(hypotheses, meteor.statistics(references, hypotheses)))
+    for names in (["perfect"], ["perfect", "perfect"], ["empty"], ["none"], ["empty", "none"], ["shuffled"],
+                  ["perfect", "shuffled"], ["partial"], ["perfect", "partial", "none", "partial"], list(lines)):
+        jar = meteor.evaluate([lines[n] for n in names])
+        assert corpus_meteor([parse_stats(lines[n]) for n in names]) == pytest.approx(jar, rel=JAR_ULPS), names
+    assert corpus_meteor([parse_stats(lines["perfect"])] * 2) == 1.0
+    assert corpus_meteor([parse_stats(lines["empty"]), parse_stats(lines["none"])]) == 0.0
+    assert 0 < corpus_meteor([parse_stats(lines["shuffled"])]) < 1
+
+
+def test_a_malformed_statistics_line_is_one_error():
+    with pytest.raises(EvalsError, match="answered 'Error: specify.*not 23 numbers"):
+        parse_stats("Error: specify hypothesis and at least one reference")
 
 
 def test_raw_predictions_are_tokenized_like_cocoevalcap():
