@@ -8,10 +8,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from evals.errors import ConfigError
 from metrics.uncertainty import LEVEL, RESAMPLES, PairedComparison, flips, holm, paired_difference, paired_statistic
 from results.compare import compared_metrics
-from results.pairing import Pairing, image_groups, pair_samples, query_examples
+from results.pairing import CellSamples, Pairing, image_groups, pair_samples, query_examples
 from results.records import CellRecord, index_unique
 
 # Corpus metrics that no per-sample score decomposes: recomputed by the task's metric on each resample.
@@ -19,6 +21,10 @@ RECOMPUTED = frozenset({"roc_auc"})
 # Metrics whose per-sample scores average to the cell's score only with the idf of the whole set (CIDEr-D's document
 # frequencies): the test is on those per-image scores, so the resamples keep the full set's idf (said in each row).
 PER_IMAGE = frozenset({"CIDEr"})
+# Caption metrics recomputed on each resample from per-image statistics (ROUGE-L's per-image scores, BLEU's n-gram
+# counts, METEOR's match statistics), made once per side by pycocoevalcap and the METEOR jar on the paired images: the
+# same statistics the cell's own interval resamples (tasks.captioning), so no Java runs per resample.
+CAPTION_STATISTICS = frozenset({"ROUGE_L", "Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR"})
 MEAN_SLACK = 0.005 + 1e-6  # points: a record writes its scores with two decimals; per-sample scores whose mean rounds to it decompose it
 
 
@@ -112,13 +118,14 @@ def compare_paired(a: Sequence[CellRecord], b: Sequence[CellRecord], metrics: Se
     """Every matched pair of cells, each compared metric tested on its samples, Holm-adjusted across the rows tested."""
     rows = []
     examples: dict[tuple[str, str], Any] = {}
+    statistics: dict[Path, Mapping[str, Any]] = {}  # a cell's caption statistics, made once for all its metrics
     for left, right in match_cells(a, b, a_shots, b_shots):
         pairing = pair_samples(left.path, right.path, settings.common_only)
         split = str(left.protocol.get("query_split", ""))
         if (left.task, split) not in examples:
             examples[(left.task, split)] = query_examples(left.task, split, settings.data_dir)
         for metric in compared_metrics(left, b, metrics):
-            rows.append(paired_row(left, right, metric, pairing, examples[(left.task, split)], settings))
+            rows.append(paired_row(left, right, metric, pairing, examples[(left.task, split)], settings, statistics))
     return adjust(rows)
 
 
@@ -133,7 +140,7 @@ def adjust(rows: list[PairedRow]) -> list[PairedRow]:
 
 
 def paired_row(a: CellRecord, b: CellRecord, metric: str, pairing: Pairing, data: tuple[Mapping | None, str],
-               settings: Settings) -> PairedRow:
+               settings: Settings, statistics: dict[Path, Mapping[str, Any]] | None = None) -> PairedRow:
     """One metric of a pair of cells, tested the way the metric allows (see `how_to_test`)."""
     found, why = data
     label, ids = cell_label(a, b), pairing.ids
@@ -144,12 +151,17 @@ def paired_row(a: CellRecord, b: CellRecord, metric: str, pairing: Pairing, data
     groups = image_groups(ids, found)
     unit = "by image" if groups else "by query"
     options = {"groups": groups, "resamples": settings.resamples, "level": settings.level, "seed": settings.seed}
-    if metric in RECOMPUTED:
+    if metric in RECOMPUTED or metric in CAPTION_STATISTICS:
         if found is None:
             return replace(base, how=f"not tested: {metric} is recomputed from the task's references; {why}")
-        score_a, score_b = (recompute(a, metric, found, ids, side.predictions) for side in (pairing.a, pairing.b))
-        result = paired_statistic(score_a, score_b, ids, **options)
-        return replace(base, comparison=result, how=f"{metric} recomputed per resample, {unit}")
+        if metric in RECOMPUTED:
+            score_a, score_b = (recompute(a, metric, found, ids, side.predictions) for side in (pairing.a, pairing.b))
+            how = f"{metric} recomputed per resample, {unit}"
+        else:
+            cache = {} if statistics is None else statistics
+            score_a, score_b = (caption_statistic(side, metric, found, ids, cache) for side in (pairing.a, pairing.b))
+            how = f"{metric} recomputed per resample from per-image statistics, {unit}"
+        return replace(base, comparison=paired_statistic(score_a, score_b, ids, **options), how=how)
     if not (decomposes(a.scores[metric], pairing.a.mean()) and decomposes(b.scores[metric], pairing.b.mean())):
         return replace(base, how=f"not tested: the per-sample scores are not {metric}'s")
     result = paired_difference(pairing.scores_a, pairing.scores_b, ids, **options)
@@ -177,6 +189,23 @@ def recompute(record: CellRecord, metric: str, examples: Mapping, ids: Sequence[
         return score({key: predictions[ids[p]] for key, p in zip(keys, positions)}, drawn).scores[metric]
 
     return statistic
+
+
+def caption_statistic(side: CellSamples, metric: str, examples: Mapping, ids: Sequence[str],
+                      cache: dict[Path, Mapping[str, Any]]):
+    """`positions -> metric` for one side's captions of the paired images, from their per-image statistics (scored
+    once per side and kept in `cache` for the side's other metrics)."""
+    from metrics.captioning import caption_scores
+    from tasks.captioning import caption_resampling
+
+    if side.path not in cache:
+        scored = caption_scores({i: str(side.predictions[i]) for i in ids}, {i: examples[i].references for i in ids})
+        cache[side.path] = caption_resampling(scored)
+    resampling = cache[side.path][metric]
+    if resampling.statistic is not None:
+        return resampling.statistic
+    values = np.asarray(resampling.values, dtype=np.float64)
+    return lambda positions: float(values[positions].mean())
 
 
 def gate_p_values(rows: Sequence[PairedRow]) -> dict[tuple[str, str], float]:

@@ -14,9 +14,25 @@ from typing import Any
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
-from tasks.base import (FileReader, MetricResult, Resampling, Task, checked_id, checked_text, cut_at_stop_words, optional_text,
-                        per_query_mean, read_json, require, require_id, require_list, require_text, require_texts, some_records,
-                        type_name)
+from tasks.base import (
+    FileReader,
+    MetricResult,
+    Resampling,
+    Task,
+    checked_id,
+    checked_text,
+    cut_at_stop_words,
+    optional_text,
+    per_query_mean,
+    read_json,
+    require,
+    require_id,
+    require_list,
+    require_text,
+    require_texts,
+    some_records,
+    type_name,
+)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "captioning"
@@ -207,12 +223,17 @@ def score_captions(predictions: Mapping[str, str], examples: Sequence[Example]) 
                               {e.id: e.references for e in examples if e.meta.get("domain") == d}).scores["CIDEr"]
             for d in domains
         }
-    resampling = {"CIDEr": per_query_mean(result.per_image_cider, CIDER_RESAMPLING),
-                  "ROUGE_L": per_query_mean(result.per_image_rouge, "mean of per-image ROUGE-L"),
-                  **bleu_resampling(tuple(result.per_image_cider), result.bleu_counts),
-                  **meteor_resampling(tuple(result.per_image_cider), result.meteor_stats)}
     return MetricResult(scores=dict(result.scores), per_sample=dict(result.per_image_cider), breakdowns=breakdowns,
-                        resampling=resampling)
+                        resampling=caption_resampling(result))
+
+
+def caption_resampling(result) -> dict[str, Resampling]:
+    """How each caption score is recomputed on a resample of the scored images (`result`: a CaptionScores), for the
+    cell's intervals and for the paired comparison (results.paired)."""
+    ids = tuple(result.per_image_cider)
+    return {"CIDEr": per_query_mean(result.per_image_cider, CIDER_RESAMPLING),
+            "ROUGE_L": per_query_mean(result.per_image_rouge, "mean of per-image ROUGE-L"),
+            **bleu_resampling(ids, result.bleu_counts), **meteor_resampling(ids, result.meteor_stats)}
 
 
 def bleu_resampling(ids: tuple[str, ...], counts) -> dict[str, Resampling]:

@@ -147,3 +147,36 @@ def test_roc_auc_is_recomputed_on_each_resample(tmp_path, evals):  # noqa: F811
     assert row["comparison"]["test"] == "bootstrap" and row["how"].startswith("roc_auc recomputed")
     assert row["comparison"]["difference"] == pytest.approx(direct.difference)
     assert row["comparison"]["interval"] == pytest.approx(direct.interval.as_record())
+
+
+def test_bleu_meteor_and_rouge_are_recomputed_from_per_image_statistics(tmp_path, evals):  # noqa: F811
+    """A caption cell's BLEU, METEOR and ROUGE-L are tested on the paired images' statistics, each side scored once:
+    the difference is the two cells' scores' difference, and each draw is the metric of the drawn images."""
+    from metrics.captioning import caption_scores
+    from results.pairing import image_groups, query_examples, read_samples
+    from results.records import read_records
+    from tasks.captioning import caption_resampling
+
+    def caption(prompt) -> str:  # with demonstrations, a longer caption that shares more words with the references
+        return "a picture of a shape" if len(prompt.images) > 1 else "a shape"
+
+    run(ScriptedModel(answers=caption), ["demo_caption"], RunSettings(shots=(0, 2), limit=20, output_dir=tmp_path / "run"))
+    rows = {r["metric"]: r for r in paired_json(evals, tmp_path / "run", tmp_path / "run", "--a-shots", "0", "--b-shots", "2",
+                                                 "--metric", "all", "--resamples", "200")}
+    records = {r.shots: r for r in read_records([tmp_path / "run"])}
+    ids, _, _ = paired_samples(records[0].path, records[2].path)
+    examples, _ = query_examples("demo_caption", str(records[0].protocol["query_split"]), None)
+    statistics = {k: caption_resampling(caption_scores({i: str(read_samples(r.path).predictions[i]) for i in ids},
+                                                       {i: examples[i].references for i in ids}))
+                  for k, r in records.items()}
+    for metric in ("Bleu_1", "Bleu_4", "METEOR", "ROUGE_L"):
+        row = rows[metric]
+        assert row["how"].startswith(f"{metric} recomputed per resample from per-image statistics")
+        assert row["comparison"]["difference"] == pytest.approx(records[2].scores[metric] - records[0].scores[metric], abs=0.011)
+        assert row["comparison"]["difference"] != 0 and row["adjusted_p"] is not None
+    bleu = [statistics[k]["Bleu_4"].statistic for k in (0, 2)]
+    direct = paired_statistic(*bleu, ids, groups=image_groups(ids, examples), resamples=200)
+    shown = rows["Bleu_4"]["comparison"]
+    assert (shown["difference"], shown["p_value"]) == pytest.approx((direct.difference, direct.p_value))
+    assert (shown["interval"]["low"], shown["interval"]["high"]) == pytest.approx((direct.interval.low, direct.interval.high))
+    assert rows["CIDEr"]["how"].startswith("per-image CIDEr")
