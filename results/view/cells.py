@@ -38,26 +38,48 @@ def outcome(score: float) -> str:
     return "wrong" if score <= 0 else "partial"
 
 
-def cell_view(record: CellRecord, data: TaskData, thumbnails: Thumbnails, max_samples: int) -> dict[str, Any]:
-    """The cell's header and its first `max_samples` samples; a note says what is missing (data, images, samples)."""
+@dataclass
+class CellSamples:
+    """A cell's header, its samples file's lines and the task data they resolve against: what either mode (one file,
+    or served page by page) needs to build any sample's view, read once."""
+
+    header: dict[str, Any]
+    notes: list[str]
+    lines: list[dict[str, Any]]
+    task: Any
+    queries: Mapping[str, Example]
+    support: Mapping[str, Example]
+
+    def view(self, index: int, thumbnails: Thumbnails) -> dict[str, Any]:
+        return sample_view(self.lines[index], self.header["task"], self.task, self.queries, self.support, thumbnails)
+
+
+def open_cell(record: CellRecord, data: TaskData) -> CellSamples:
+    """The cell's samples and task data; a note says what is missing (data, images, samples)."""
     header = {
         "label": record.label, "model": record.model, "task": record.task, "shots": record.shots,
         "selection": record.selection, "seed": record.seed, "kind": str(record.protocol.get("kind", "")),
         "scores": dict(record.scores), "path": str(record.path),
     }
     if not samples_file(record.path).is_file():  # a baseline written by `compare --update`: records only
-        return {**header, "notes": [f"no per-sample file ({samples_file(record.path).name}) beside the record"],
-                "total": 0, "samples": []}
+        return CellSamples(header, [f"no per-sample file ({samples_file(record.path).name}) beside the record"], [],
+                           None, {}, {})
     read_samples(record.path)  # the pairing module's checks: each line an id and a finite score, no id twice
     lines = [line for _, line in read_jsonl(samples_file(record.path))]
     queries, why_queries = data.examples(record.task, str(record.protocol.get("query_split", "")))
     support, why_support = data.examples(record.task, str(record.protocol.get("support_split", "")))
     notes = [f"images and references not shown: {why}" for why in {why_queries, why_support} if why]
-    if len(lines) > max_samples:
-        notes.append(f"the first {max_samples} of {len(lines)} samples are shown (--max-samples)")
-    task = task_or_none(record.task)
-    samples = [sample_view(line, record.task, task, queries or {}, support or {}, thumbnails) for line in lines[:max_samples]]
-    return {**header, "notes": notes, "total": len(lines), "samples": samples}
+    return CellSamples(header, notes, lines, task_or_none(record.task), queries or {}, support or {})
+
+
+def cell_view(record: CellRecord, data: TaskData, thumbnails: Thumbnails, max_samples: int) -> dict[str, Any]:
+    """The cell's header and its first `max_samples` samples; a note says what is missing (data, images, samples)."""
+    cell = open_cell(record, data)
+    notes = list(cell.notes)
+    if len(cell.lines) > max_samples:
+        notes.append(f"the first {max_samples} of {len(cell.lines)} samples are shown (--max-samples)")
+    samples = [cell.view(i, thumbnails) for i in range(min(max_samples, len(cell.lines)))]
+    return {**cell.header, "notes": notes, "total": len(cell.lines), "samples": samples}
 
 
 def task_or_none(name: str):
