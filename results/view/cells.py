@@ -11,7 +11,7 @@ from typing import Any
 
 from evals.errors import DataError
 from evals.records import IMAGE_MARKER, Example, ImageRef
-from results.pairing import query_examples, read_samples, samples_file
+from results.pairing import checked_samples, query_examples, samples_file
 from results.records import CellRecord
 from results.view.thumbnails import Thumbnails
 from tasks.base import read_jsonl
@@ -39,7 +39,7 @@ def outcome(score: float) -> str:
 
 
 @dataclass
-class CellSamples:
+class CellSource:
     """A cell's header, its samples file's lines and the task data they resolve against: what either mode (one file,
     or served page by page) needs to build any sample's view, read once."""
 
@@ -54,7 +54,7 @@ class CellSamples:
         return sample_view(self.lines[index], self.header["task"], self.task, self.queries, self.support, thumbnails)
 
 
-def open_cell(record: CellRecord, data: TaskData) -> CellSamples:
+def open_cell(record: CellRecord, data: TaskData) -> CellSource:
     """The cell's samples and task data; a note says what is missing (data, images, samples)."""
     header = {
         "label": record.label, "model": record.model, "task": record.task, "shots": record.shots,
@@ -62,14 +62,15 @@ def open_cell(record: CellRecord, data: TaskData) -> CellSamples:
         "scores": dict(record.scores), "path": str(record.path),
     }
     if not samples_file(record.path).is_file():  # a baseline written by `compare --update`: records only
-        return CellSamples(header, [f"no per-sample file ({samples_file(record.path).name}) beside the record"], [],
+        return CellSource(header, [f"no per-sample file ({samples_file(record.path).name}) beside the record"], [],
                            None, {}, {})
-    read_samples(record.path)  # the pairing module's checks: each line an id and a finite score, no id twice
-    lines = [line for _, line in read_jsonl(samples_file(record.path))]
+    numbered = read_jsonl(samples_file(record.path))
+    checked_samples(samples_file(record.path), numbered)  # the pairing module's checks: an id and a finite score a line
+    lines = [line for _, line in numbered]
     queries, why_queries = data.examples(record.task, str(record.protocol.get("query_split", "")))
     support, why_support = data.examples(record.task, str(record.protocol.get("support_split", "")))
     notes = [f"images and references not shown: {why}" for why in {why_queries, why_support} if why]
-    return CellSamples(header, notes, lines, task_or_none(record.task), queries or {}, support or {})
+    return CellSource(header, notes, lines, task_or_none(record.task), queries or {}, support or {})
 
 
 def cell_view(record: CellRecord, data: TaskData, thumbnails: Thumbnails, max_samples: int) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from evals.records import ImageRef
 from results.leaderboard import summarize
 from results.records import read_records
-from results.view.cells import CellSamples, TaskData, open_cell, outcome
+from results.view.cells import CellSource, TaskData, open_cell, outcome
 from results.view.page import overview_rows, plot_uri, render_page
 from results.view.thumbnails import THUMBNAIL_SIDE, Thumbnails, thumbnail_jpeg
 
@@ -67,7 +67,7 @@ class ServedReport:
         records = sorted(read_records(paths), key=lambda r: (r.key, r.prompt_format, str(r.path)))
         summary = summarize(records, allow_mixed_protocols=allow_mixed_protocols)
         data = TaskData({}, data_dir)
-        self.cells: list[CellSamples] = [open_cell(record, data) for record in records]
+        self.cells: list[CellSource] = [open_cell(record, data) for record in records]
         self.thumbnails = ServedThumbnails(side)
         self.searchable: dict[int, list[str]] = {}
         cells = [{**c.header, "notes": c.notes, "total": len(c.lines), "samples": []} for c in self.cells]
@@ -112,7 +112,7 @@ class ServedReport:
         return self.searchable[index]
 
 
-def search_text(line: dict[str, Any], cell: CellSamples) -> str:
+def search_text(line: dict[str, Any], cell: CellSource) -> str:
     query = cell.queries.get(str(line["id"]))
     prompts = line["prompt"] if isinstance(line["prompt"], list) else [line["prompt"]]
     parts = [str(line["id"]), " ".join(str(p) for p in prompts), shown(line.get("output")), shown(line.get("prediction")),
