@@ -489,7 +489,8 @@ def view(
                                               "inside; opens from disk with no network).")] = Path("report.html"),
     data_dir: Annotated[Optional[Path], typer.Option(help="Task data, to show the images and references of demonstrations "
                                                           "and queries (bundled demo tasks need none).")] = None,
-    max_samples: Annotated[int, typer.Option(help="Samples shown per cell (the first N; the page notes the rest).")] = 5000,
+    max_samples: Annotated[int, typer.Option(help="Samples shown per cell (the first N; the page notes the rest; "
+                                                  "--serve shows all).")] = 5000,
     allow_mixed_protocols: Annotated[bool, typer.Option(help="As for leaderboard: put cells of different protocols in "
                                                              "one column of the overview.")] = False,
     serve: Annotated[bool, typer.Option(help="Serve the page from a local HTTP server instead of writing a file: every "

@@ -136,6 +136,18 @@ def test_cli_serves_on_loopback_and_stops_cleanly_on_ctrl_c(run):
     assert server.returncode == 0 and "Traceback" not in err and "stopped" in err, err
 
 
+def test_cli_warns_before_serving_beyond_loopback(run, monkeypatch, capsys):
+    from results.view import serve
+    from tests.conftest import call_evals
+
+    asked = []
+    bind_loopback = serve.make_server
+    monkeypatch.setattr(serve, "make_server", lambda report, host, port: asked.append(host) or bind_loopback(report))
+    monkeypatch.setattr(serve, "serve_until_interrupted", lambda server: server.server_close())
+    code, _, err = call_evals(monkeypatch, capsys, ["view", str(run), "--serve", "--host", "0.0.0.0"])
+    assert code == 0 and asked == ["0.0.0.0"] and "warning: serving on 0.0.0.0" in err and "stopped" in err, err
+
+
 def test_cli_refuses_a_port_out_of_range(run, monkeypatch, capsys):
     from tests.conftest import assert_refused, call_evals
 
