@@ -114,6 +114,20 @@ def test_unknown_or_outside_keys_are_404(served, run):
     assert report.thumbnails.encoded == 0
 
 
+def test_a_loopback_server_answers_only_its_own_host_names(served):
+    _, url = served
+    port = url.rsplit(":", 1)[1].strip("/")
+    assert get(url.replace("127.0.0.1", "localhost"))[0] == 200
+    for host in (f"rebound.example:{port}", "127.0.0.1", ""):
+        request = urllib.request.Request(url, headers={"Host": host})
+        try:
+            urllib.request.urlopen(request, timeout=30)
+            status = 200
+        except urllib.error.HTTPError as error:
+            status = error.code
+        assert status == 403, host
+
+
 def test_the_served_csp_allows_its_own_origin_and_the_files_does_not(served, run):
     _, url = served
     status, page = get(url)

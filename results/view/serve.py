@@ -131,10 +131,14 @@ class ReportHandler(BaseHTTPRequestHandler):
     """GET / (the page), /samples?cell=&filter=&sort=&q=&page= (JSON), /thumb/<key> (JPEG); anything else 404."""
 
     report: ServedReport  # set on the subclass make_server builds
+    hosts: frozenset[str] | None  # the Host headers a loopback server answers; None: any (bound beyond loopback)
 
     def do_GET(self) -> None:  # http.server calls it by this name
         url = urlsplit(self.path)
-        if url.path in ("/", "/index.html"):
+        if self.hosts is not None and self.headers.get("Host", "") not in self.hosts:
+            # A page elsewhere that rebinds its own name to 127.0.0.1 would send that name: it reads nothing here.
+            self.send_error(HTTPStatus.FORBIDDEN)
+        elif url.path in ("/", "/index.html"):
             self.send(HTTPStatus.OK, "text/html; charset=utf-8", self.report.page)
         elif url.path == "/samples":
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
@@ -156,6 +160,7 @@ class ReportHandler(BaseHTTPRequestHandler):
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Content-Type-Options", "nosniff")
         self.send_header("Cache-Control", "no-store" if content_type == "application/json" else "max-age=3600")
         self.end_headers()
         self.wfile.write(body)
@@ -168,10 +173,14 @@ def make_server(report: ServedReport, host: str = "127.0.0.1", port: int = 0) ->
     """A server for `report` on host:port (port 0: a free one; the bound port is server.server_address[1])."""
     import socket
 
-    handler = type("BoundReportHandler", (ReportHandler,), {"report": report})
+    handler = type("BoundReportHandler", (ReportHandler,), {"report": report, "hosts": None})
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     server_class = type("ReportServer", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True})
-    return server_class((host, port), handler)
+    server = server_class((host, port), handler)
+    if host in LOOPBACK:
+        bound = server.server_address[1]
+        handler.hosts = frozenset(f"{name}:{bound}" for name in ("127.0.0.1", "localhost", "[::1]"))
+    return server
 
 
 def server_url(server: ThreadingHTTPServer) -> str:
