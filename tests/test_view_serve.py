@@ -86,6 +86,22 @@ def test_filter_search_and_sort_match_the_pages_own_rules(served, run):
     assert all(outcome(s["score"]) == s["outcome"] for s in got["samples"])
 
 
+def test_indexed_lines_read_what_the_file_mode_reads(tmp_path):
+    from evals.errors import DataError
+    from results.view.cells import samples_lines
+    from results.view.serve import IndexedLines
+
+    path = tmp_path / "cell.samples.jsonl"
+    lines = [{"id": "1", "score": 100.0, "output": "caf\u00e9\n"}, {"id": "2", "score": 0, "prompt": "a\u2028b"}]
+    path.write_bytes(b"\xef\xbb\xbf" + json.dumps(lines[0]).encode() + b"\n\n  \n" + json.dumps(lines[1]).encode() + b"\r\n")
+    indexed = IndexedLines(path)
+    assert [indexed[1], indexed[0]] == lines[::-1] and list(indexed) == lines == samples_lines(path)
+    assert indexed.scores == [100.0, 0]
+    path.write_text(json.dumps(lines[0]) + "\n" + json.dumps(lines[0]) + "\n")
+    with pytest.raises(DataError, match="appears twice"):
+        IndexedLines(path)
+
+
 def test_thumbnails_are_encoded_only_for_keys_asked_for(served, monkeypatch):
     report, url = served
     loads = []

@@ -4,7 +4,7 @@ the demonstration's or the query's image), the raw output, the prediction, the r
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +45,7 @@ class CellSource:
 
     header: dict[str, Any]
     notes: list[str]
-    lines: list[dict[str, Any]]
+    lines: Sequence[Mapping[str, Any]]
     task: Any
     queries: Mapping[str, Example]
     support: Mapping[str, Example]
@@ -54,8 +54,17 @@ class CellSource:
         return sample_view(self.lines[index], self.header["task"], self.task, self.queries, self.support, thumbnails)
 
 
-def open_cell(record: CellRecord, data: TaskData) -> CellSource:
-    """The cell's samples and task data; a note says what is missing (data, images, samples)."""
+def samples_lines(path: Path) -> list[dict[str, Any]]:
+    """A samples file's lines, checked as the pairing module checks them (an id and a finite score each, no id twice)."""
+    numbered = read_jsonl(path)
+    checked_samples(path, numbered)
+    return [line for _, line in numbered]
+
+
+def open_cell(record: CellRecord, data: TaskData,
+              read_lines: Callable[[Path], Sequence[Mapping[str, Any]]] = samples_lines) -> CellSource:
+    """The cell's samples (read by `read_lines`: all at once, or indexed to be read when shown) and task data; a note
+    says what is missing (data, images, samples)."""
     header = {
         "label": record.label, "model": record.model, "task": record.task, "shots": record.shots,
         "selection": record.selection, "seed": record.seed, "kind": str(record.protocol.get("kind", "")),
@@ -64,9 +73,7 @@ def open_cell(record: CellRecord, data: TaskData) -> CellSource:
     if not samples_file(record.path).is_file():  # a baseline written by `compare --update`: records only
         return CellSource(header, [f"no per-sample file ({samples_file(record.path).name}) beside the record"], [],
                            None, {}, {})
-    numbered = read_jsonl(samples_file(record.path))
-    checked_samples(samples_file(record.path), numbered)  # the pairing module's checks: an id and a finite score a line
-    lines = [line for _, line in numbered]
+    lines = read_lines(samples_file(record.path))
     queries, why_queries = data.examples(record.task, str(record.protocol.get("query_split", "")))
     support, why_support = data.examples(record.task, str(record.protocol.get("support_split", "")))
     notes = [f"images and references not shown: {why}" for why in {why_queries, why_support} if why]

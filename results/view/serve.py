@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,10 +15,12 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from evals.records import ImageRef
 from results.leaderboard import summarize
+from results.pairing import checked_samples
 from results.records import read_records
 from results.view.cells import CellSource, TaskData, open_cell, outcome
 from results.view.page import overview_rows, plot_uri, render_page
 from results.view.thumbnails import THUMBNAIL_SIDE, Thumbnails, thumbnail_jpeg
+from tasks.base import parse_json
 
 PAGE_SIZE = 50  # as report.js's PAGE_SIZE: the page asks for one page of samples at a time
 FILE_CSP = "img-src data:;"
@@ -58,6 +60,44 @@ class ServedThumbnails(Thumbnails):
             return self.jpegs[key]
 
 
+class IndexedLines(Sequence):
+    """A samples file's lines by index, each parsed again when a page shows it: the server keeps each line's offset
+    and score, not 200,000 parsed lines per cell. The file is read and checked whole once, at start-up."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offsets: list[int] = []
+        self.scores: list[float] = []
+        checked_samples(path, self.scan())
+
+    def scan(self) -> Iterator[tuple[int, Any]]:
+        """(line number, value) as read_jsonl gives them, noting each line's offset and score on the way."""
+        offset = 0
+        with self.path.open("rb") as lines:
+            for number, raw in enumerate(lines, start=1):
+                if raw.strip():
+                    line = parse_json(raw.decode("utf-8-sig", errors="replace"), self.path, number)
+                    self.offsets.append(offset)
+                    self.scores.append(line.get("score") if isinstance(line, dict) else None)
+                    yield number, line
+                offset += len(raw)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def __iter__(self) -> Iterator[Any]:
+        """Every line in order, in one pass over the file (the first search needs them all)."""
+        with self.path.open("rb") as lines:
+            for raw in lines:
+                if raw.strip():
+                    yield json.loads(raw.decode("utf-8-sig"))
+
+    def __getitem__(self, index):  # one line (the Sequence protocol; a slice is not asked for)
+        with self.path.open("rb") as lines:
+            lines.seek(self.offsets[index])
+            return json.loads(lines.readline().decode("utf-8-sig"))
+
+
 class ServedReport:
     """Every cell's samples read once; pages of sample views built on request (filtered, searched, sorted as the page
     does it from a file)."""
@@ -67,7 +107,7 @@ class ServedReport:
         records = sorted(read_records(paths), key=lambda r: (r.key, r.prompt_format, str(r.path)))
         summary = summarize(records, allow_mixed_protocols=allow_mixed_protocols)
         data = TaskData({}, data_dir)
-        self.cells: list[CellSource] = [open_cell(record, data) for record in records]
+        self.cells: list[CellSource] = [open_cell(record, data, IndexedLines) for record in records]
         self.thumbnails = ServedThumbnails(side)
         self.searchable: dict[int, list[str]] = {}
         cells = [{**c.header, "notes": c.notes, "total": len(c.lines), "samples": []} for c in self.cells]
@@ -95,13 +135,15 @@ class ServedReport:
 
     def chosen(self, index: int, filter_: str, text: str, sort: str) -> list[int]:
         """The indices of the samples that pass the filter and the search, in the order asked for."""
-        lines = self.cells[index].lines
-        chosen = [i for i, line in enumerate(lines) if filter_ == "all" or outcome(float(line["score"])) == filter_]
+        if not self.cells[index].lines:  # a record without its samples file
+            return []
+        scores = self.cells[index].lines.scores
+        chosen = [i for i, score in enumerate(scores) if filter_ == "all" or outcome(float(score)) == filter_]
         if text:
             searchable, needle = self.search_texts(index), text.lower()
             chosen = [i for i in chosen if needle in searchable[i]]
         if sort in ("score-asc", "score-desc"):
-            chosen.sort(key=lambda i: float(lines[i]["score"]), reverse=sort == "score-desc")
+            chosen.sort(key=lambda i: float(scores[i]), reverse=sort == "score-desc")
         return chosen
 
     def search_texts(self, index: int) -> list[str]:
