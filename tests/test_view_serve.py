@@ -21,7 +21,7 @@ import pytest
 from results.view.cells import outcome
 from results.view.page import render_page, report_data
 from results.view.serve import PAGE_SIZE, ServedReport, make_server, server_url
-from tests.test_view import CHROMIUM, articles, demo_images, evals, image_ids, needs_chromium
+from tests.test_view import CHROMIUM, articles, demo_images, evals, hostile, image_ids, needs_chromium  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).parent.parent
 
@@ -184,12 +184,43 @@ def test_cli_refuses_a_port_out_of_range(run, monkeypatch, capsys):
     assert_refused(*call_evals(monkeypatch, capsys, ["view", str(run), "--serve", "--port", "70000"]), 2, "--port")
 
 
+def dump_dom(url: str) -> str:
+    return subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=5000",
+                           "--dump-dom", url], capture_output=True, text=True, timeout=60, check=True).stdout
+
+
+def test_a_failed_request_is_one_line_and_the_server_goes_on(served, run, capfd):
+    report, url = served
+    samples(url, cell="0")
+    path = report.cells[0].lines.path
+    text = path.read_text()
+    path.write_text("")  # changed under the server: the next page's lines are not there
+    try:
+        assert get(url + "samples?cell=0")[0] == 500  # report.js shows "samples not loaded: HTTP 500"
+    finally:
+        path.write_text(text)
+    assert get(url + "samples?cell=0")[0] == 200
+    err = capfd.readouterr().err
+    assert "evals view: /samples?cell=0: JSONDecodeError" in err and "Traceback" not in err, err
+
+
+@needs_chromium
+def test_browser_renders_markup_in_served_data_as_text(hostile):  # noqa: F811 (the fixture)
+    server = make_server(ServedReport([hostile]))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        dom = dump_dom(server_url(server) + "#view=cell&cell=0")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "pwned=" not in dom.split("<body", 1)[1].split(">", 1)[0] and "<img src=" not in dom
+    assert "&lt;script&gt;document.body.dataset.pwned" in articles(dom)[0]
+
+
 @needs_chromium
 def test_browser_renders_a_served_page_with_its_thumbnails_in_order(served):
     report, url = served
-    dom = subprocess.run([CHROMIUM, "--headless", "--disable-gpu", "--no-sandbox", "--virtual-time-budget=5000",
-                          "--dump-dom", url + "#view=cell&cell=0&page=2"], capture_output=True, text=True, timeout=60,
-                         check=True).stdout
+    dom = dump_dom(url + "#view=cell&cell=0&page=2")
     shown = articles(dom)
     assert len(shown) == PAGE_SIZE and "page 2 of 3" in dom
     expected = samples(url, cell="0", page="2")["samples"]

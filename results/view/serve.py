@@ -5,6 +5,7 @@ page holds the overview and each cell's header; samples come 50 to a page from /
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from http import HTTPStatus
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from evals.errors import EvalsError
 from evals.records import ImageRef
 from results.leaderboard import summarize
 from results.pairing import checked_samples
@@ -176,7 +178,15 @@ class ReportHandler(BaseHTTPRequestHandler):
     hosts: frozenset[str] | None  # the Host headers a loopback server answers; None: any (bound beyond loopback)
 
     def do_GET(self) -> None:  # http.server calls it by this name
-        url = urlsplit(self.path)
+        try:
+            self.answer(urlsplit(self.path))
+        except (BrokenPipeError, ConnectionResetError):
+            raise  # the browser left: nothing to answer (ReportServer.handle_error stays quiet)
+        except (OSError, ValueError, LookupError, EvalsError) as error:  # a samples file changed since start-up, say
+            print(f"evals view: {self.path}: {type(error).__name__}: {error}", file=sys.stderr)
+            self.send_error(HTTPStatus.INTERNAL_SERVER_ERROR)
+
+    def answer(self, url) -> None:
         if self.hosts is not None and self.headers.get("Host", "") not in self.hosts:
             # A page elsewhere that rebinds its own name to 127.0.0.1 would send that name: it reads nothing here.
             self.send_error(HTTPStatus.FORBIDDEN)
@@ -217,12 +227,21 @@ def make_server(report: ServedReport, host: str = "127.0.0.1", port: int = 0) ->
 
     handler = type("BoundReportHandler", (ReportHandler,), {"report": report, "hosts": None})
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    server_class = type("ReportServer", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True})
+    server_class = type("ReportServer", (ThreadingHTTPServer,), {"address_family": family, "daemon_threads": True,
+                                                                 "handle_error": one_line_error})
     server = server_class((host, port), handler)
     if host in LOOPBACK:
         bound = server.server_address[1]
         handler.hosts = frozenset(f"{name}:{bound}" for name in ("127.0.0.1", "localhost", "[::1]"))
     return server
+
+
+def one_line_error(server: ThreadingHTTPServer, request: Any, client_address: Any) -> None:
+    """What do_GET could not answer is one line on stderr, never a traceback (a browser that left mid-answer: none);
+    the server goes on."""
+    error = sys.exc_info()[1]
+    if not isinstance(error, (BrokenPipeError, ConnectionResetError)):
+        print(f"evals view: a request failed: {type(error).__name__}: {error}", file=sys.stderr)
 
 
 def server_url(server: ThreadingHTTPServer) -> str:
