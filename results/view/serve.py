@@ -101,8 +101,8 @@ class IndexedLines(Sequence):
 
 
 class ServedReport:
-    """Every cell's samples read once; pages of sample views built on request (filtered, searched, sorted as the page
-    does it from a file)."""
+    """Every cell's samples checked and indexed once, its task data read once; pages of sample views built on request
+    (filtered, searched, sorted as the page does it from a file), the page itself built once."""
 
     def __init__(self, paths: Sequence[Path], data_dir: Path | None = None, allow_mixed_protocols: bool = False,
                  side: int = THUMBNAIL_SIDE) -> None:
