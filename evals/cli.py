@@ -489,11 +489,20 @@ def view(
                                               "inside; opens from disk with no network).")] = Path("report.html"),
     data_dir: Annotated[Optional[Path], typer.Option(help="Task data, to show the images and references of demonstrations "
                                                           "and queries (bundled demo tasks need none).")] = None,
-    max_samples: Annotated[int, typer.Option(help="Samples shown per cell (the first N; the page notes the rest).")] = 5000,
+    max_samples: Annotated[int, typer.Option(help="Samples shown per cell (the first N; the page notes the rest; "
+                                                  "--serve shows all).")] = 5000,
     allow_mixed_protocols: Annotated[bool, typer.Option(help="As for leaderboard: put cells of different protocols in "
                                                              "one column of the overview.")] = False,
+    serve: Annotated[bool, typer.Option(help="Serve the page from a local HTTP server instead of writing a file: every "
+                                             "sample of every cell, thumbnails made as pages show them (large runs). "
+                                             "Ctrl-C stops it.")] = False,
+    host: Annotated[str, typer.Option(help="With --serve: the address to bind (another than 127.0.0.1 lets other "
+                                           "machines read the results).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="With --serve: the port (0: a free one, printed).")] = 0,
 ) -> None:
     """A report of the runs to open in a browser: the leaderboard, and each cell sample by sample as the model saw it."""
+    if serve:
+        return serve_report(results, data_dir, allow_mixed_protocols, host, port)
     from results.view.page import build_report
 
     check_writable_file(output, "--output")
@@ -502,6 +511,25 @@ def view(
     size = build_report(results, output, data_dir=data_dir, max_samples=max_samples,
                         allow_mixed_protocols=allow_mixed_protocols)
     errors.print(f"report written to {output} ({size / 1e6:.1f} MB)", soft_wrap=True, highlight=False)
+
+
+def serve_report(results: list[Path], data_dir: Path | None, allow_mixed_protocols: bool, host: str, port: int) -> None:
+    """`view --serve`: read the runs, bind, print the URL, serve until Ctrl-C."""
+    from results.view.serve import LOOPBACK, ServedReport, make_server, serve_until_interrupted, server_url
+
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port must be 0 to 65535, got {port}")
+    report = ServedReport(results, data_dir=data_dir, allow_mixed_protocols=allow_mixed_protocols)
+    try:
+        server = make_server(report, host, port)
+    except OSError as error:
+        raise ConfigError(f"--host {host} --port {port}: cannot listen there ({error.strerror or error})") from None
+    if host not in LOOPBACK:
+        errors.print(f"warning: serving on {host}: anyone who can reach this machine can read these results",
+                     soft_wrap=True, highlight=False)
+    errors.print(f"serving the report at {server_url(server)} (Ctrl-C stops)", soft_wrap=True, highlight=False)
+    serve_until_interrupted(server)
+    errors.print("stopped", highlight=False)
 
 
 def write_table(text: str, output: Path) -> None:

@@ -41,9 +41,15 @@ def read_samples(record_path: Path) -> CellSamples:
     if not path.is_file():
         raise DataError(f"{record_path}: its per-sample file {path.name} is not beside it (a paired test needs each "
                         "query's score; a baseline written by --update has records only)")
+    return checked_samples(path, read_jsonl(path))
+
+
+def checked_samples(path: Path, lines: list[tuple[int, Any]]) -> CellSamples:
+    """The samples file's lines (numbered, as read_jsonl gives them) checked: each an id and a finite score, no id
+    twice (the viewer reads a file once and checks it here)."""
     scores: dict[str, float] = {}
     predictions: dict[str, Any] = {}
-    for number, line in read_jsonl(path):
+    for number, line in lines:
         where = f"line {number}"
         query = require_id(line, "id", path, where)
         score = require(line, "score", path, where)

@@ -4,14 +4,14 @@ the demonstration's or the query's image), the raw output, the prediction, the r
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evals.errors import DataError
 from evals.records import IMAGE_MARKER, Example, ImageRef
-from results.pairing import query_examples, read_samples, samples_file
+from results.pairing import checked_samples, query_examples, samples_file
 from results.records import CellRecord
 from results.view.thumbnails import Thumbnails
 from tasks.base import read_jsonl
@@ -41,26 +41,56 @@ def outcome(score: float) -> str:
     return "wrong" if score <= 0 else "partial"
 
 
-def cell_view(record: CellRecord, data: TaskData, thumbnails: Thumbnails, max_samples: int) -> dict[str, Any]:
-    """The cell's header and its first `max_samples` samples; a note says what is missing (data, images, samples)."""
+@dataclass
+class CellSource:
+    """A cell's header, its samples file's lines and the task data they resolve against: what either mode (one file,
+    or served page by page) needs to build any sample's view, read once."""
+
+    header: dict[str, Any]
+    notes: list[str]
+    lines: Sequence[Mapping[str, Any]]
+    task: Any
+    queries: Mapping[str, Example]
+    support: Mapping[str, Example]
+
+    def view(self, index: int, thumbnails: Thumbnails) -> dict[str, Any]:
+        return sample_view(self.lines[index], self.header["task"], self.task, self.queries, self.support, thumbnails)
+
+
+def samples_lines(path: Path) -> list[dict[str, Any]]:
+    """A samples file's lines, checked as the pairing module checks them (an id and a finite score each, no id twice)."""
+    numbered = read_jsonl(path)
+    checked_samples(path, numbered)
+    return [line for _, line in numbered]
+
+
+def open_cell(record: CellRecord, data: TaskData,
+              read_lines: Callable[[Path], Sequence[Mapping[str, Any]]] = samples_lines) -> CellSource:
+    """The cell's samples (read by `read_lines`: all at once, or indexed to be read when shown) and task data; a note
+    says what is missing (data, images, samples)."""
     header = {
         "label": record.label, "model": record.model, "task": record.task, "shots": record.shots,
         "selection": record.selection, "seed": record.seed, "kind": str(record.protocol.get("kind", "")),
         "scores": dict(record.scores), "path": str(record.path),
     }
     if not samples_file(record.path).is_file():  # a baseline written by `compare --update`: records only
-        return {**header, "notes": [f"no per-sample file ({samples_file(record.path).name}) beside the record"],
-                "total": 0, "samples": []}
-    read_samples(record.path)  # the pairing module's checks: each line an id and a finite score, no id twice
-    lines = [line for _, line in read_jsonl(samples_file(record.path))]
+        return CellSource(header, [f"no per-sample file ({samples_file(record.path).name}) beside the record"], [],
+                           None, {}, {})
+    lines = read_lines(samples_file(record.path))
     queries, why_queries = data.examples(record.task, str(record.protocol.get("query_split", "")))
     support, why_support = data.examples(record.task, str(record.protocol.get("support_split", "")))
     notes = [f"images and references not shown: {why}" for why in {why_queries, why_support} if why]
-    if len(lines) > max_samples:
-        notes.append(f"the first {max_samples} of {len(lines)} samples are shown (--max-samples)")
-    task = task_or_none(record.task)
-    samples = [sample_view(line, record.task, task, queries or {}, support or {}, thumbnails) for line in lines[:max_samples]]
-    return {**header, "notes": notes, "total": len(lines), "samples": samples}
+    return CellSource(header, notes, lines, task_or_none(record.task), queries or {}, support or {})
+
+
+def cell_view(record: CellRecord, data: TaskData, thumbnails: Thumbnails, max_samples: int) -> dict[str, Any]:
+    """The cell's header and its first `max_samples` samples; a note says what is missing (data, images, samples)."""
+    cell = open_cell(record, data)
+    notes = list(cell.notes)
+    if len(cell.lines) > max_samples:
+        notes.append(f"the first {max_samples} of {len(cell.lines)} samples are shown (--max-samples)")
+    samples = [cell.view(i, thumbnails) for i in range(min(max_samples, len(cell.lines)))]
+    return {**cell.header, "notes": notes, "total": len(cell.lines), "samples": samples}
 
 
 def task_or_none(name: str):

@@ -13,9 +13,9 @@ THUMBNAIL_SIDE = 160  # pixels on the longer side: enough to tell what a demonst
 JPEG_QUALITY = 70
 
 
-def thumbnail_uri(ref: ImageRef, side: int = THUMBNAIL_SIDE) -> str | None:
-    """The image as a `data:image/jpeg` URI, downscaled to `side`; None where it cannot be read (the page says so
-    instead of failing the whole report over one missing file)."""
+def thumbnail_jpeg(ref: ImageRef, side: int = THUMBNAIL_SIDE) -> bytes | None:
+    """The image as JPEG bytes, downscaled to `side`; None where it cannot be read (the page says so instead of
+    failing the whole report over one missing file)."""
     try:
         image = load_image(ref).copy()
     except DataError:
@@ -23,7 +23,13 @@ def thumbnail_uri(ref: ImageRef, side: int = THUMBNAIL_SIDE) -> str | None:
     image.thumbnail((side, side))
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def thumbnail_uri(ref: ImageRef, side: int = THUMBNAIL_SIDE) -> str | None:
+    """The thumbnail as a `data:image/jpeg` URI, for the page that embeds its images."""
+    jpeg = thumbnail_jpeg(ref, side)
+    return None if jpeg is None else "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
 class Thumbnails:

@@ -92,6 +92,12 @@ function visibleSamples(cell, state, type) {
   return chosen;
 }
 
+// From a file, a thumbnail is a data: URI in DATA.images; served (evals view --serve), a URL the server encodes on demand.
+function imageSource(key) {
+  if (DATA.served) return "thumb/" + encodeURIComponent(key);
+  return typeof DATA.images[key] === "string" ? DATA.images[key] : null;
+}
+
 // Each image opens a row that holds it and the text after it (a demonstration's image comes before its text), so the
 // page reads in the prompt's order: one row per demonstration, the query's last.
 function promptView(segments) {
@@ -103,9 +109,9 @@ function promptView(segments) {
       continue;
     }
     if (turn.hasChildNodes()) turn = box.appendChild(el("div", "turn"));
-    if (segment.image && typeof DATA.images[segment.image] === "string") {
+    if (segment.image && imageSource(segment.image)) {
       const image = el("img", "thumb");
-      image.src = DATA.images[segment.image];
+      image.src = imageSource(segment.image);
       image.alt = "image " + segment.image_id;
       image.dataset.imageId = segment.image_id;
       turn.appendChild(image);
@@ -174,17 +180,35 @@ function renderCell(state) {
   const scores = Object.entries(cell.scores).map(([k, v]) => k + " " + v.toFixed(2)).join(", ");
   document.getElementById("cell-header").replaceChildren(el("h2", null, cell.label), el("p", null, scores + " \u00b7 " + cell.path),
     ...cell.notes.map((n) => el("p", "notes", n)));
+  if (DATA.served) return fetchPage(index, state);
   const chosen = visibleSamples(cell, state, type);
   const pages = Math.max(1, Math.ceil(chosen.length / PAGE_SIZE));
   const page = Math.min(Math.max(parseInt(state.page, 10) || 1, 1), pages);
   const start = (page - 1) * PAGE_SIZE;
-  document.getElementById("page-info").dataset.page = String(page);
+  showPage({ page, pages, matched: chosen.length, total: cell.samples.length,
+             samples: chosen.slice(start, start + PAGE_SIZE) });
+}
+
+// One page of samples; body's data-rendered-ms is when it was drawn (performance.now(), read by the benchmark).
+function showPage(got) {
+  document.getElementById("page-info").dataset.page = String(got.page);
   document.getElementById("page-info").textContent =
-    "page " + page + " of " + pages + " \u00b7 " + chosen.length + " of " + cell.samples.length + " samples";
-  document.getElementById("previous").disabled = page <= 1;
-  document.getElementById("next").disabled = page >= pages;
-  document.getElementById("samples").replaceChildren(...chosen.slice(start, start + PAGE_SIZE).map(sampleView));
-  return page;
+    "page " + got.page + " of " + got.pages + " \u00b7 " + got.matched + " of " + got.total + " samples";
+  document.getElementById("previous").disabled = got.page <= 1;
+  document.getElementById("next").disabled = got.page >= got.pages;
+  document.getElementById("samples").replaceChildren(...got.samples.map(sampleView));
+  document.body.dataset.renderedMs = performance.now().toFixed(1);
+}
+
+// Served, the server filters, searches, sorts and pages (a cell may hold 200,000 samples); only the latest answer shows.
+let latestFetch = 0;
+function fetchPage(index, state) {
+  const ticket = ++latestFetch;
+  const params = new URLSearchParams({ cell: String(index), filter: state.filter, sort: state.sort, q: state.q, page: state.page });
+  fetch("samples?" + params.toString())
+    .then((response) => { if (!response.ok) throw new Error("HTTP " + response.status); return response.json(); })
+    .then((got) => { if (ticket === latestFetch) showPage(got); })
+    .catch((error) => document.getElementById("samples").replaceChildren(el("p", "notes", "samples not loaded: " + error.message)));
 }
 
 function render() {
