@@ -13,6 +13,7 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections import Counter
 from pathlib import Path
 from urllib.parse import quote
 
@@ -245,3 +246,61 @@ def test_the_large_run_benchmark_prints_its_figures():
     assert served["first_page_bytes"] == served["page_bytes"] + served["first_samples_bytes"] + served["thumbnail_bytes"]
     assert served["thumbnails_encoded"] == served["thumbnails"] > 0  # only the first page's images were encoded
     assert file["chromium"] == served["chromium"] == {"skipped": "--no-browser"}
+
+
+def test_type_filter_and_counts_match_the_file_mode(served, run):
+    report, url = served
+    every = report_data([run])["cells"][0]["samples"]
+    counts = Counter(f"{k}={v}" for s in every for k, v in s["types"].items())
+    assert report.cells[0].header["type_counts"] == dict(sorted(counts.items())) and len(counts) > 3
+    for kind in ("number", "yes/no"):
+        expected = [s["id"] for s in every if s["types"]["answer_type"] == kind]
+        got = samples(url, cell="0", type=f"answer_type={kind}")
+        assert [s["id"] for s in got["samples"]] == expected[:PAGE_SIZE] and got["matched"] == len(expected) > 0
+    assert samples(url, cell="0", type="answer_type=no such type")["matched"] == len(every)  # a stale type filters nothing
+
+
+def test_samples_by_id_are_the_file_modes_views(served, run):
+    _, url = served
+    every = {s["id"]: s for s in report_data([run])["cells"][0]["samples"]}
+    asked = [list(every)[n] for n in (40, 3, 77)]
+    status, body = get(url + "samples?cell=0&" + "&".join(f"id={quote(i)}" for i in [*asked, "no-such-id"]))
+    assert status == 200 and json.loads(body)["samples"] == [every[i] for i in asked]
+
+
+@needs_chromium
+def test_browser_compare_view_served_shows_the_file_modes_flips(tmp_path):
+    """Served, the comparison view fetches each flipped query's samples from both cells: the same rows, the same
+    images in order as the file's page."""
+    from evals.models import ScriptedModel
+    from evals.runner import RunSettings
+    from evals.runner import run as run_cells
+    from tests.test_paired import shot_dependent_answers
+
+    out = tmp_path / "run"
+    run_cells(ScriptedModel(answers=shot_dependent_answers), ["demo_vqa"], RunSettings(shots=(0, 2), limit=30, output_dir=out))
+    data = report_data([out])
+    (stored,) = data["comparisons"]
+    assert stored["wrong_to_right"]
+    server = make_server(ServedReport([out]))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        dom = dump_dom(server_url(server) + f"#view=compare&a={stored['a']}&b={stored['b']}&flip=wrong-to-right")
+    finally:
+        server.shutdown()
+        server.server_close()
+    rows = re.findall(r'<div class="flip" data-id="([^"]+)">', dom)
+    assert rows == stored["wrong_to_right"][:PAGE_SIZE]
+    by_id = [{s["id"]: s for s in data["cells"][i]["samples"]} for i in (stored["a"], stored["b"])]
+    for flipped, html in zip(rows, dom.split('<div class="flip" data-id=')[1:]):
+        shown = re.findall(r'data-image-id="([^"]+)"', html)
+        assert shown == image_ids(by_id[0][flipped]) + image_ids(by_id[1][flipped])
+
+
+@needs_chromium
+def test_browser_served_type_filter_shows_that_type(served, run):
+    _, url = served
+    expected = [s["id"] for s in report_data([run])["cells"][0]["samples"] if s["types"]["answer_type"] == "number"]
+    dom = dump_dom(url + "#cell=0&type=answer_type%3Dnumber")
+    assert [re.search(r'data-id="([^"]+)"', a).group(1) for a in articles(dom)] == expected[:PAGE_SIZE]
+    assert f'<option value="answer_type=number">answer_type: number ({len(expected)})</option>' in dom

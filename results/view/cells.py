@@ -56,6 +56,24 @@ class CellSource:
     def view(self, index: int, thumbnails: Thumbnails) -> dict[str, Any]:
         return sample_view(self.lines[index], self.header["task"], self.task, self.queries, self.support, thumbnails)
 
+    def ids(self) -> list[str]:
+        """Each line's query id, in order (an indexed file keeps them; a list of lines has them)."""
+        kept = getattr(self.lines, "ids", None)
+        return list(kept) if kept is not None else [str(line["id"]) for line in self.lines]
+
+    def type_counts(self) -> dict[str, int]:
+        """How many samples carry each "key=value" type (the page's type filter offers them)."""
+        counts: dict[str, int] = {}
+        for sample_id in self.ids():
+            for key, value in query_types(self.queries.get(sample_id)).items():
+                counts[f"{key}={value}"] = counts.get(f"{key}={value}", 0) + 1
+        return dict(sorted(counts.items()))
+
+
+def query_types(query: Example | None) -> dict[str, str]:
+    """The query's values of TYPE_KEYS that its data has."""
+    return {key: str(query.meta[key]) for key in TYPE_KEYS if query is not None and query.meta.get(key)}
+
 
 def samples_lines(path: Path) -> list[dict[str, Any]]:
     """A samples file's lines, checked as the pairing module checks them (an id and a finite score each, no id twice)."""
@@ -80,7 +98,9 @@ def open_cell(record: CellRecord, data: TaskData,
     queries, why_queries = data.examples(record.task, str(record.protocol.get("query_split", "")))
     support, why_support = data.examples(record.task, str(record.protocol.get("support_split", "")))
     notes = [f"images and references not shown: {why}" for why in {why_queries, why_support} if why]
-    return CellSource(header, notes, lines, task_or_none(record.task), queries or {}, support or {})
+    cell = CellSource(header, notes, lines, task_or_none(record.task), queries or {}, support or {})
+    header["type_counts"] = cell.type_counts()
+    return cell
 
 
 def cell_view(record: CellRecord, data: TaskData, thumbnails: Thumbnails, max_samples: int) -> dict[str, Any]:
@@ -118,7 +138,7 @@ def sample_view(line: Mapping[str, Any], task_name: str, task, queries: Mapping[
         "id": str(line["id"]), "shot_ids": [str(i) for i in line.get("shot_ids", [])], "prompts": segments,
         "output": line.get("output"), "prediction": line.get("prediction"), "score": score, "outcome": outcome(score),
         "references": list(query.references) if query else None,
-        "types": {key: query.meta[key] for key in TYPE_KEYS if query and query.meta.get(key)},
+        "types": query_types(query),
         "candidates": candidates(task, query, line.get("output")) if task is not None and task.kind == "rank" else None,
     }
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from results.leaderboard import note, summarize
-from results.records import read_records
+from results.records import CellRecord, read_records
 from results.view.cells import TaskData, cell_view
 from results.view.compare import comparisons
 from results.view.thumbnails import THUMBNAIL_SIDE, Thumbnails
@@ -26,15 +26,26 @@ JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u20
 
 def report_data(paths: Sequence[Path], data_dir: Path | None = None, max_samples: int = MAX_SAMPLES,
                 allow_mixed_protocols: bool = False, side: int = THUMBNAIL_SIDE) -> dict[str, Any]:
-    """What the page renders: the leaderboard rows (results.leaderboard.summarize, with the std over seeds and the 95%
-    interval as `evals leaderboard --uncertainty both` gives them), the score-against-shots plot (bands drawn), each
-    cell's samples, the thumbnails they show, and the flips between cells of one task (results.view.compare)."""
-    records = sorted(read_records(paths), key=lambda r: (r.key, r.prompt_format, str(r.path)))
-    summary = summarize(records, allow_mixed_protocols=allow_mixed_protocols, uncertainty="both")
+    """What the page renders from a file: `report_frame`'s parts, each cell's first `max_samples` samples and the
+    thumbnails they show."""
+    records = sorted_records(paths)
     thumbnails = Thumbnails(side)
     data = TaskData({}, data_dir)
     cells = [cell_view(record, data, thumbnails, max_samples) for record in records]
-    return {"overview": overview_rows(summary), "overview_note": note(summary, None), "plot": plot_uri(summary), "cells": cells, "images": thumbnails.table(),
+    return {**report_frame(records, allow_mixed_protocols), "cells": cells, "images": thumbnails.table()}
+
+
+def sorted_records(paths: Sequence[Path]) -> list[CellRecord]:
+    """The records under `paths` in the report's cell order (the pickers' numbers, the comparisons' indexes)."""
+    return sorted(read_records(paths), key=lambda r: (r.key, r.prompt_format, str(r.path)))
+
+
+def report_frame(records: Sequence[CellRecord], allow_mixed_protocols: bool = False) -> dict[str, Any]:
+    """The parts of the page both modes (a file, --serve) share: the leaderboard rows (results.leaderboard.summarize,
+    with the std over seeds and the 95% interval as `evals leaderboard --uncertainty both` gives them) and its note,
+    the score-against-shots plot (bands drawn), and the flips between cells of one task (results.view.compare)."""
+    summary = summarize(records, allow_mixed_protocols=allow_mixed_protocols, uncertainty="both")
+    return {"overview": overview_rows(summary), "overview_note": note(summary, None), "plot": plot_uri(summary),
             "comparisons": comparisons(records)}
 
 

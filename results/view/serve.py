@@ -16,11 +16,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from evals.errors import EvalsError
 from evals.records import ImageRef
-from results.leaderboard import summarize
 from results.pairing import checked_samples
-from results.records import read_records
-from results.view.cells import CellSource, TaskData, open_cell, outcome
-from results.view.page import overview_rows, plot_uri, render_page
+from results.view.cells import CellSource, TaskData, open_cell, outcome, query_types
+from results.view.page import render_page, report_frame, sorted_records
 from results.view.thumbnails import THUMBNAIL_SIDE, Thumbnails, thumbnail_jpeg
 from tasks.base import parse_json
 
@@ -70,6 +68,7 @@ class IndexedLines(Sequence):
         self.path = path
         self.offsets: list[int] = []
         self.scores: list[float] = []
+        self.ids: list[str] = []
         checked_samples(path, self.scan())
 
     def scan(self) -> Iterator[tuple[int, Any]]:
@@ -81,6 +80,7 @@ class IndexedLines(Sequence):
                     line = parse_json(raw.decode("utf-8-sig", errors="replace"), self.path, number)
                     self.offsets.append(offset)
                     self.scores.append(line.get("score") if isinstance(line, dict) else None)
+                    self.ids.append(str(line.get("id")) if isinstance(line, dict) else "")
                     yield number, line
                 offset += len(raw)
 
@@ -106,21 +106,21 @@ class ServedReport:
 
     def __init__(self, paths: Sequence[Path], data_dir: Path | None = None, allow_mixed_protocols: bool = False,
                  side: int = THUMBNAIL_SIDE) -> None:
-        records = sorted(read_records(paths), key=lambda r: (r.key, r.prompt_format, str(r.path)))
-        summary = summarize(records, allow_mixed_protocols=allow_mixed_protocols)
+        records = sorted_records(paths)
         data = TaskData({}, data_dir)
         self.cells: list[CellSource] = [open_cell(record, data, IndexedLines) for record in records]
         self.thumbnails = ServedThumbnails(side)
         self.searchable: dict[int, list[str]] = {}
+        self.positions: dict[int, dict[str, int]] = {}
         cells = [{**c.header, "notes": c.notes, "total": len(c.lines), "samples": []} for c in self.cells]
-        page = render_page({"overview": overview_rows(summary), "plot": plot_uri(summary), "cells": cells, "images": {},
-                            "served": True})
+        page = render_page({**report_frame(records, allow_mixed_protocols), "cells": cells, "images": {}, "served": True})
         if FILE_CSP not in page:
             raise RuntimeError("report.html's Content-Security-Policy no longer holds " + FILE_CSP)
         self.page = page.replace(FILE_CSP, SERVED_CSP, 1).encode("utf-8")
 
-    def samples_page(self, query: dict[str, str]) -> dict[str, Any] | None:
-        """One page of a cell's samples for the page's state (cell, filter, sort, q, page); None for no such cell."""
+    def samples_page(self, query: dict[str, str], ids: Sequence[str] = ()) -> dict[str, Any] | None:
+        """One page of a cell's samples for the page's state (cell, filter, type, sort, q, page), or with `ids` the
+        samples of those query ids that the cell has (the comparison view's page of flips); None for no such cell."""
         try:
             index = int(query.get("cell", "0"))
             page = int(query.get("page", "1"))
@@ -128,25 +128,40 @@ class ServedReport:
             return None
         if not 0 <= index < len(self.cells):
             return None
-        chosen = self.chosen(index, query.get("filter", "all"), query.get("q", ""), query.get("sort", "order"))
+        if ids:
+            found = [self.position(index).get(i) for i in ids[:PAGE_SIZE]]
+            return {"samples": [self.cells[index].view(i, self.thumbnails) for i in found if i is not None]}
+        chosen = self.chosen(index, query.get("filter", "all"), query.get("q", ""), query.get("sort", "order"),
+                             query.get("type", ""))
         pages = max(1, -(-len(chosen) // PAGE_SIZE))
         page = min(max(page, 1), pages)
         shown = chosen[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
         return {"page": page, "pages": pages, "matched": len(chosen), "total": len(self.cells[index].lines),
                 "samples": [self.cells[index].view(i, self.thumbnails) for i in shown]}
 
-    def chosen(self, index: int, filter_: str, text: str, sort: str) -> list[int]:
-        """The indices of the samples that pass the filter and the search, in the order asked for."""
-        if not self.cells[index].lines:  # a record without its samples file
+    def chosen(self, index: int, filter_: str, text: str, sort: str, type_: str = "") -> list[int]:
+        """The indices of the samples that pass the filter, the type ("key=value", as report.js typeMatches) and the
+        search, in the order asked for."""
+        cell = self.cells[index]
+        if not cell.lines:  # a record without its samples file
             return []
-        scores = self.cells[index].lines.scores
+        scores = cell.lines.scores
         chosen = [i for i, score in enumerate(scores) if filter_ == "all" or outcome(float(score)) == filter_]
+        if type_ in cell.header["type_counts"]:  # a type the cell lacks (left from another cell) filters nothing
+            key, value = type_.split("=", 1)
+            chosen = [i for i in chosen if query_types(cell.queries.get(cell.lines.ids[i])).get(key) == value]
         if text:
             searchable, needle = self.search_texts(index), text.lower()
             chosen = [i for i in chosen if needle in searchable[i]]
         if sort in ("score-asc", "score-desc"):
             chosen.sort(key=lambda i: float(scores[i]), reverse=sort == "score-desc")
         return chosen
+
+    def position(self, index: int) -> dict[str, int]:
+        """The cell's line index by query id (made at the first comparison page that asks)."""
+        if index not in self.positions:
+            self.positions[index] = {sample_id: i for i, sample_id in enumerate(self.cells[index].ids())}
+        return self.positions[index]
 
     def search_texts(self, index: int) -> list[str]:
         """Each sample's id, prompt, output, prediction and references in lower case (made at the first search)."""
@@ -172,7 +187,8 @@ def shown(value: Any) -> str:
 
 
 class ReportHandler(BaseHTTPRequestHandler):
-    """GET / (the page), /samples?cell=&filter=&sort=&q=&page= (JSON), /thumb/<key> (JPEG); anything else 404."""
+    """GET / (the page), /samples?cell=&filter=&type=&sort=&q=&page= or /samples?cell=&id=..&id=.. (JSON),
+    /thumb/<key> (JPEG); anything else 404."""
 
     report: ServedReport  # set on the subclass make_server builds
     hosts: frozenset[str] | None  # the Host headers a loopback server answers; None: any (bound beyond loopback)
@@ -193,8 +209,8 @@ class ReportHandler(BaseHTTPRequestHandler):
         elif url.path in ("/", "/index.html"):
             self.send(HTTPStatus.OK, "text/html; charset=utf-8", self.report.page)
         elif url.path == "/samples":
-            query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-            page = self.report.samples_page(query)
+            asked = parse_qs(url.query)
+            page = self.report.samples_page({k: v[-1] for k, v in asked.items()}, asked.get("id", []))
             body = json.dumps(page, allow_nan=False, separators=(",", ":")).encode("utf-8") if page else None
             self.send_or_404(body, "application/json")
         elif url.path.startswith("/thumb/"):

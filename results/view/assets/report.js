@@ -146,25 +146,20 @@ function sampleView(sample) {
   return card;
 }
 
-// The type picker offers each key=value the cell's samples carry, with its count.
+// The type picker offers each key=value the cell's samples carry, with its count (cells.py type_counts, made in
+// Python for both modes: served, the page holds no samples to count).
 function fillTypes(cell, chosen) {
-  const counts = new Map();
-  for (const sample of cell.samples) {
-    for (const [key, value] of Object.entries(sample.types || {})) {
-      const option = key + "=" + value;
-      counts.set(option, (counts.get(option) || 0) + 1);
-    }
-  }
+  const counts = cell.type_counts || {};
   const picker = document.getElementById("type");
-  const options = [...counts.keys()].sort().map((option) => {
-    const node = el("option", null, option.replace("=", ": ") + " (" + counts.get(option) + ")");
+  const options = Object.keys(counts).sort().map((option) => {
+    const node = el("option", null, option.replace("=", ": ") + " (" + counts[option] + ")");
     node.value = option;
     return node;
   });
   const any = el("option", null, "any");
   any.value = "";
   picker.replaceChildren(any, ...options);
-  picker.value = counts.has(chosen) ? chosen : "";
+  picker.value = Object.prototype.hasOwnProperty.call(counts, chosen) ? chosen : "";
   return picker.value;
 }
 
@@ -180,7 +175,7 @@ function renderCell(state) {
   const scores = Object.entries(cell.scores).map(([k, v]) => k + " " + v.toFixed(2)).join(", ");
   document.getElementById("cell-header").replaceChildren(el("h2", null, cell.label), el("p", null, scores + " \u00b7 " + cell.path),
     ...cell.notes.map((n) => el("p", "notes", n)));
-  if (DATA.served) return fetchPage(index, state);
+  if (DATA.served) return fetchPage(index, Object.assign({}, state, { type: type }));
   const chosen = visibleSamples(cell, state, type);
   const pages = Math.max(1, Math.ceil(chosen.length / PAGE_SIZE));
   const page = Math.min(Math.max(parseInt(state.page, 10) || 1, 1), pages);
@@ -204,7 +199,8 @@ function showPage(got) {
 let latestFetch = 0;
 function fetchPage(index, state) {
   const ticket = ++latestFetch;
-  const params = new URLSearchParams({ cell: String(index), filter: state.filter, sort: state.sort, q: state.q, page: state.page });
+  const params = new URLSearchParams({ cell: String(index), filter: state.filter, type: state.type, sort: state.sort, q: state.q,
+                                       page: state.page });
   fetch("samples?" + params.toString())
     .then((response) => { if (!response.ok) throw new Error("HTTP " + response.status); return response.json(); })
     .then((got) => { if (ticket === latestFetch) showPage(got); })
@@ -245,7 +241,8 @@ function sampleById(cell, id) {
 function flipSide(name, cell, id) {
   const sample = sampleById(cell, id);
   const body = sample ? sampleView(sample)
-    : el("p", "notes", "query " + id + " is not in this report (the cell shows its first " + cell.samples.length + " samples, --max-samples)");
+    : el("p", "notes", DATA.served ? "query " + id + " is not in this cell's samples file"
+      : "query " + id + " is not in this report (the cell shows its first " + cell.samples.length + " samples, --max-samples)");
   const side = el("div", "side", el("h4", null, name + " \u00b7 " + cell.label), body);
   side.dataset.side = name;
   return side;
@@ -293,7 +290,25 @@ function renderCompare(state) {
   document.getElementById("compare-previous").disabled = page <= 1;
   document.getElementById("compare-next").disabled = page >= pages;
   const shown = ids.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
-  document.getElementById("flips").replaceChildren(...shown.map((id) => flipView(id, DATA.cells[a], DATA.cells[b])));
+  const draw = () => document.getElementById("flips").replaceChildren(...shown.map((id) => flipView(id, DATA.cells[a], DATA.cells[b])));
+  if (!DATA.served || !shown.length) return draw();
+  const ticket = ++latestFetch;
+  Promise.all([fetchById(a, shown), fetchById(b, shown)])
+    .then(() => { if (ticket === latestFetch) draw(); })
+    .catch((error) => document.getElementById("flips").replaceChildren(el("p", "notes", "samples not loaded: " + error.message)));
+}
+
+// Served: the samples of these query ids from one cell, kept in the cell's by-id map that flipSide reads.
+function fetchById(index, ids) {
+  const cell = DATA.cells[index];
+  sampleById(cell, "");
+  const missing = ids.filter((id) => !cell._byId.has(id));
+  if (!missing.length) return Promise.resolve();
+  const params = new URLSearchParams({ cell: String(index) });
+  for (const id of missing) params.append("id", id);
+  return fetch("samples?" + params.toString())
+    .then((response) => { if (!response.ok) throw new Error("HTTP " + response.status); return response.json(); })
+    .then((got) => { for (const sample of got.samples) cell._byId.set(sample.id, sample); });
 }
 
 function setUpCompare() {
