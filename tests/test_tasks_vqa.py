@@ -341,3 +341,30 @@ def test_vqav2_well_formed_ids_load_in_question_order(tmp_path):
     assert [(e.id, e.references[0], e.images[0].path.name) for e in examples] == [
         ("500", "red", "COCO_val2014_000000000500.jpg"), ("501", "green", "COCO_val2014_000000000501.jpg"),
         ("502", "blue", "COCO_val2014_000000000502.jpg")]
+
+
+def test_reading_a_split_pauses_garbage_collection_and_restores_it(tmp_path):
+    """tasks.base.collection_paused: collection is off while a reader runs, back on after, also after an error, and
+    left off where the caller had it off."""
+    import gc
+
+    from evals.errors import DataError
+    from evals.registry import TASKS
+    from tasks.base import DataSource
+
+    task = TASKS.get("demo_vqa")
+    seen = []
+    original = task.load
+    object.__setattr__(task, "load", lambda root, split: seen.append(gc.isenabled()) or original(root, split))
+    try:
+        assert gc.isenabled() and task.read(task.source(None, None), task.query_split) and seen == [False]
+        assert gc.isenabled()
+        with pytest.raises(DataError):
+            task.read(DataSource(str(tmp_path), "files"), "no-such-split")
+        assert gc.isenabled()
+        gc.disable()
+        task.read(task.source(None, None), task.query_split)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+        object.__setattr__(task, "load", original)
