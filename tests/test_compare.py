@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from evals import cli
+from evals import cli, terminal
 from evals.models import ScriptedModel
 from evals.registry import PROMPT_FORMATS, suite_tasks
 from evals.runner import RunSettings, run
@@ -26,8 +26,8 @@ def evals(monkeypatch, capsys):
     """Run `evals ARGS` in this process through its entry point; (exit status, stdout, stderr)."""
     def call(*args) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", ["evals", *map(str, args)])
-        monkeypatch.setattr(cli, "console", Console(width=250, no_color=True))
-        monkeypatch.setattr(cli, "errors", Console(width=250, no_color=True, stderr=True))
+        monkeypatch.setattr(terminal, "console", Console(width=250, no_color=True))
+        monkeypatch.setattr(terminal, "errors", Console(width=250, no_color=True, stderr=True))
         capsys.readouterr()
         try:
             cli.main()

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import pytest
 
 import evals.cli as cli_module
+import evals.cli_results as cli_results
 from evals.cli import main
 from tests.cells import cell
 
@@ -246,7 +247,7 @@ def test_score_printed_before_a_write_that_fails_late(monkeypatch, capsys, tmp_p
 
 
 def test_leaderboard_printed_when_its_output_fails_late(monkeypatch, capsys, tmp_path):
-    monkeypatch.setattr(cli_module, "check_writable_file", lambda path, option: None)
+    monkeypatch.setattr(cli_results, "check_writable_file", lambda path, option: None)
     record(tmp_path / "runs")
     target = file(tmp_path) / "board.md"
     code, out, err = run_cli(monkeypatch, capsys, "leaderboard", str(tmp_path / "runs"), "--output", str(target))
