@@ -14,25 +14,9 @@ from typing import Any
 from evals.errors import DataError
 from evals.records import Example, GenerationParams, ImageRef
 from evals.registry import TASKS
-from tasks.base import (
-    FileReader,
-    MetricResult,
-    Resampling,
-    Task,
-    checked_id,
-    checked_text,
-    cut_at_stop_words,
-    optional_text,
-    per_query_mean,
-    read_json,
-    require,
-    require_id,
-    require_list,
-    require_text,
-    require_texts,
-    some_records,
-    type_name,
-)
+from tasks.base import (FileReader, MetricResult, Resampling, Task, checked_id, checked_text, cut_at_stop_words, optional_text,
+                        per_query_mean, read_json, require, require_id, require_list, require_text, require_texts, some_records,
+                        type_name)
 from tasks.hf import HFSpec, Row
 
 DEMO_ROOT = Path(__file__).parent / "demo" / "captioning"

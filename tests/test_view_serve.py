@@ -95,9 +95,11 @@ def test_indexed_lines_read_what_the_file_mode_reads(tmp_path):
     path = tmp_path / "cell.samples.jsonl"
     lines = [{"id": "1", "score": 100.0, "output": "caf\u00e9\n"}, {"id": "2", "score": 0, "prompt": "a\u2028b"}]
     path.write_bytes(b"\xef\xbb\xbf" + json.dumps(lines[0]).encode() + b"\n\n  \n" + json.dumps(lines[1]).encode() + b"\r\n")
-    indexed = IndexedLines(path)
-    assert [indexed[1], indexed[0]] == lines[::-1] and list(indexed) == lines == samples_lines(path)
-    assert indexed.scores == [100.0, 0]
+    indexed, checked = IndexedLines.read(path)
+    read_whole, checked_whole = samples_lines(path)
+    assert [indexed[1], indexed[0]] == lines[::-1] and list(indexed) == lines == read_whole
+    assert indexed.scores == [100.0, 0] and indexed.ids == ["1", "2"]
+    assert checked.scores == checked_whole.scores == {"1": 100.0, "2": 0.0}
     path.write_text(json.dumps(lines[0]) + "\n" + json.dumps(lines[0]) + "\n")
     with pytest.raises(DataError, match="appears twice"):
         IndexedLines(path)

@@ -11,7 +11,7 @@ from typing import Any
 
 from evals.errors import DataError
 from evals.records import IMAGE_MARKER, Example, ImageRef
-from results.pairing import checked_samples, query_examples, samples_file
+from results.pairing import CellSamples, checked_samples, query_examples, samples_file
 from results.records import CellRecord
 from results.view.thumbnails import Thumbnails
 from tasks.base import read_jsonl
@@ -52,6 +52,7 @@ class CellSource:
     task: Any
     queries: Mapping[str, Example]
     support: Mapping[str, Example]
+    checked: CellSamples | None = None  # the scores by id, as the pairing module reads them (None: no samples file)
 
     def view(self, index: int, thumbnails: Thumbnails) -> dict[str, Any]:
         return sample_view(self.lines[index], self.header["task"], self.task, self.queries, self.support, thumbnails)
@@ -75,15 +76,15 @@ def query_types(query: Example | None) -> dict[str, str]:
     return {key: str(query.meta[key]) for key in TYPE_KEYS if query is not None and query.meta.get(key)}
 
 
-def samples_lines(path: Path) -> list[dict[str, Any]]:
-    """A samples file's lines, checked as the pairing module checks them (an id and a finite score each, no id twice)."""
+def samples_lines(path: Path) -> tuple[list[dict[str, Any]], CellSamples]:
+    """A samples file's lines, and its scores checked as the pairing module checks them (an id and a finite score
+    each, no id twice): the comparisons pair those, with no second read of the file."""
     numbered = read_jsonl(path)
-    checked_samples(path, numbered)
-    return [line for _, line in numbered]
+    return [line for _, line in numbered], checked_samples(path, numbered)
 
 
 def open_cell(record: CellRecord, data: TaskData,
-              read_lines: Callable[[Path], Sequence[Mapping[str, Any]]] = samples_lines) -> CellSource:
+              read_lines: Callable[[Path], tuple[Sequence[Mapping[str, Any]], CellSamples]] = samples_lines) -> CellSource:
     """The cell's samples (read by `read_lines`: all at once, or indexed to be read when shown) and task data; a note
     says what is missing (data, images, samples)."""
     header = {
@@ -94,18 +95,17 @@ def open_cell(record: CellRecord, data: TaskData,
     if not samples_file(record.path).is_file():  # a baseline written by `compare --update`: records only
         return CellSource(header, [f"no per-sample file ({samples_file(record.path).name}) beside the record"], [],
                            None, {}, {})
-    lines = read_lines(samples_file(record.path))
+    lines, checked = read_lines(samples_file(record.path))
     queries, why_queries = data.examples(record.task, str(record.protocol.get("query_split", "")))
     support, why_support = data.examples(record.task, str(record.protocol.get("support_split", "")))
     notes = [f"images and references not shown: {why}" for why in {why_queries, why_support} if why]
-    cell = CellSource(header, notes, lines, task_or_none(record.task), queries or {}, support or {})
+    cell = CellSource(header, notes, lines, task_or_none(record.task), queries or {}, support or {}, checked)
     header["type_counts"] = cell.type_counts()
     return cell
 
 
-def cell_view(record: CellRecord, data: TaskData, thumbnails: Thumbnails, max_samples: int) -> dict[str, Any]:
+def cell_view(cell: CellSource, thumbnails: Thumbnails, max_samples: int) -> dict[str, Any]:
     """The cell's header and its first `max_samples` samples; a note says what is missing (data, images, samples)."""
-    cell = open_cell(record, data)
     notes = list(cell.notes)
     if len(cell.lines) > max_samples:
         notes.append(f"the first {max_samples} of {len(cell.lines)} samples are shown (--max-samples)")
@@ -170,7 +170,8 @@ def prompt_segments(text: str, images: Sequence[ImageRef | None], task: str, thu
 
 def candidates(task, query: Example | None, output: Any) -> list[list[dict]] | None:
     """Per prompt, each candidate answer with its log-likelihood, the chosen one (highest) and the gold one (a
-    reference, or the prompt's own gold where the task names one) marked; None without the query's data or with an output that does not fit its candidates."""
+    reference, or the prompt's own gold where the task names one) marked; None without the query's data or with an
+    output that does not fit its candidates."""
     if query is None or not isinstance(output, list):
         return None
     try:

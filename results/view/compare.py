@@ -10,28 +10,27 @@ from typing import Any
 
 from evals.errors import DataError
 from metrics.uncertainty import flips
-from results.pairing import CellSamples, match_samples, read_samples, samples_file
+from results.pairing import CellSamples, match_samples
 from results.records import CellRecord
 
 
-def comparable_groups(records: Sequence[CellRecord]) -> list[list[int]]:
+def comparable_groups(records: Sequence[CellRecord], samples: Sequence[CellSamples | None]) -> list[list[int]]:
     """Indexes of the cells (with a samples file) that share a task and a query split: the pairs the page offers.
     Cells of different tasks or splits hold different queries, so no id pairs them; they are left out to keep the
     file small (a report of many tasks would otherwise hold every pair of every cell)."""
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for index, record in enumerate(records):
-        if samples_file(record.path).is_file():
+    for index, (record, checked) in enumerate(zip(records, samples)):
+        if checked is not None:
             groups[(record.task, str(record.protocol.get("query_split", "")))].append(index)
     return [indexes for indexes in groups.values() if len(indexes) > 1]
 
 
-def comparisons(records: Sequence[CellRecord]) -> list[dict[str, Any]]:
+def comparisons(records: Sequence[CellRecord], samples: Sequence[CellSamples | None]) -> list[dict[str, Any]]:
     """Each pair (a < b, indexes into the report's cells) with the ids that score higher in a ("right to wrong") and in
     b ("wrong to right"), sorted by id. Paired on the full samples files, so the lists equal `evals compare`'s even
     where the page shows only a cell's first --max-samples samples."""
     found = []
-    for group in comparable_groups(records):
-        samples = {index: read_samples(records[index].path) for index in group}
+    for group in comparable_groups(records, samples):
         found.extend(compared(a, b, samples[a], samples[b]) for a, b in combinations(group, 2))
     return found
 

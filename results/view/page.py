@@ -14,7 +14,7 @@ from typing import Any
 
 from results.leaderboard import note, summarize
 from results.records import CellRecord, read_records
-from results.view.cells import TaskData, cell_view
+from results.view.cells import CellSource, TaskData, cell_view, open_cell
 from results.view.compare import comparisons
 from results.view.thumbnails import THUMBNAIL_SIDE, Thumbnails
 
@@ -31,8 +31,9 @@ def report_data(paths: Sequence[Path], data_dir: Path | None = None, max_samples
     records = sorted_records(paths)
     thumbnails = Thumbnails(side)
     data = TaskData({}, data_dir)
-    cells = [cell_view(record, data, thumbnails, max_samples) for record in records]
-    return {**report_frame(records, allow_mixed_protocols), "cells": cells, "images": thumbnails.table()}
+    sources = [open_cell(record, data) for record in records]
+    cells = [cell_view(source, thumbnails, max_samples) for source in sources]
+    return {**report_frame(records, sources, allow_mixed_protocols), "cells": cells, "images": thumbnails.table()}
 
 
 def sorted_records(paths: Sequence[Path]) -> list[CellRecord]:
@@ -40,13 +41,14 @@ def sorted_records(paths: Sequence[Path]) -> list[CellRecord]:
     return sorted(read_records(paths), key=lambda r: (r.key, r.prompt_format, str(r.path)))
 
 
-def report_frame(records: Sequence[CellRecord], allow_mixed_protocols: bool = False) -> dict[str, Any]:
+def report_frame(records: Sequence[CellRecord], sources: Sequence[CellSource],
+                 allow_mixed_protocols: bool = False) -> dict[str, Any]:
     """The parts of the page both modes (a file, --serve) share: the leaderboard rows (results.leaderboard.summarize,
     with the std over seeds and the 95% interval as `evals leaderboard --uncertainty both` gives them) and its note,
     the score-against-shots plot (bands drawn), and the flips between cells of one task (results.view.compare)."""
     summary = summarize(records, allow_mixed_protocols=allow_mixed_protocols, uncertainty="both")
     return {"overview": overview_rows(summary), "overview_note": note(summary, None), "plot": plot_uri(summary),
-            "comparisons": comparisons(records)}
+            "comparisons": comparisons(records, [source.checked for source in sources])}
 
 
 def overview_rows(summary) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from evals.errors import EvalsError
 from evals.records import ImageRef
-from results.pairing import checked_samples
+from results.pairing import CellSamples, checked_samples
 from results.view.cells import CellSource, TaskData, open_cell, outcome, query_types
 from results.view.page import render_page, report_frame, sorted_records
 from results.view.thumbnails import THUMBNAIL_SIDE, Thumbnails, thumbnail_jpeg
@@ -69,7 +69,13 @@ class IndexedLines(Sequence):
         self.offsets: list[int] = []
         self.scores: list[float] = []
         self.ids: list[str] = []
-        checked_samples(path, self.scan())
+        self.checked = checked_samples(path, self.scan())  # the scores by id, for the comparisons
+
+    @classmethod
+    def read(cls, path: Path) -> tuple[IndexedLines, CellSamples]:
+        """open_cell's reader: the indexed lines and the checked scores."""
+        lines = cls(path)
+        return lines, lines.checked
 
     def scan(self) -> Iterator[tuple[int, Any]]:
         """(line number, value) as read_jsonl gives them, noting each line's offset and score on the way."""
@@ -108,12 +114,12 @@ class ServedReport:
                  side: int = THUMBNAIL_SIDE) -> None:
         records = sorted_records(paths)
         data = TaskData({}, data_dir)
-        self.cells: list[CellSource] = [open_cell(record, data, IndexedLines) for record in records]
+        self.cells: list[CellSource] = [open_cell(record, data, IndexedLines.read) for record in records]
         self.thumbnails = ServedThumbnails(side)
         self.searchable: dict[int, list[str]] = {}
         self.positions: dict[int, dict[str, int]] = {}
         cells = [{**c.header, "notes": c.notes, "total": len(c.lines), "samples": []} for c in self.cells]
-        page = render_page({**report_frame(records, allow_mixed_protocols), "cells": cells, "images": {}, "served": True})
+        page = render_page({**report_frame(records, self.cells, allow_mixed_protocols), "cells": cells, "images": {}, "served": True})
         if FILE_CSP not in page:
             raise RuntimeError("report.html's Content-Security-Policy no longer holds " + FILE_CSP)
         self.page = page.replace(FILE_CSP, SERVED_CSP, 1).encode("utf-8")
