@@ -186,11 +186,7 @@ function renderCell(state) {
 
 // One page of samples; body's data-rendered-ms is when it was drawn (performance.now(), read by the benchmark).
 function showPage(got) {
-  document.getElementById("page-info").dataset.page = String(got.page);
-  document.getElementById("page-info").textContent =
-    "page " + got.page + " of " + got.pages + " \u00b7 " + got.matched + " of " + got.total + " samples";
-  document.getElementById("previous").disabled = got.page <= 1;
-  document.getElementById("next").disabled = got.page >= got.pages;
+  showPager("cell", got.page, got.pages, got.matched + " of " + got.total + " samples");
   document.getElementById("samples").replaceChildren(...got.samples.map(sampleView));
   document.body.dataset.renderedMs = performance.now().toFixed(1);
 }
@@ -284,11 +280,7 @@ function renderCompare(state) {
   document.getElementById("compare-header").replaceChildren(...header);
   const pages = Math.max(1, Math.ceil(ids.length / PAGE_SIZE));
   const page = Math.min(Math.max(parseInt(state.page, 10) || 1, 1), pages);
-  const info = document.getElementById("compare-page-info");
-  info.dataset.page = String(page);
-  info.textContent = "page " + page + " of " + pages + " \u00b7 " + ids.length + " queries";
-  document.getElementById("compare-previous").disabled = page <= 1;
-  document.getElementById("compare-next").disabled = page >= pages;
+  showPager("compare", page, pages, ids.length + " queries");
   const shown = ids.slice((page - 1) * PAGE_SIZE, page * PAGE_SIZE);
   const draw = () => document.getElementById("flips").replaceChildren(...shown.map((id) => flipView(id, DATA.cells[a], DATA.cells[b])));
   if (!DATA.served || !shown.length) return draw();
@@ -323,6 +315,15 @@ function setUpCompare() {
   wirePager("compare");
 }
 
+// A pager (PREFIX-previous, PREFIX-page-info, PREFIX-next) showing `page` of `pages`.
+function showPager(prefix, page, pages, text) {
+  const info = document.getElementById(prefix + "-page-info");
+  info.dataset.page = String(page);
+  info.textContent = "page " + page + " of " + pages + " \u00b7 " + text;
+  document.getElementById(prefix + "-previous").disabled = page <= 1;
+  document.getElementById(prefix + "-next").disabled = page >= pages;
+}
+
 function wirePager(prefix) {
   // previous/next step from the page shown (its number is on the page-info element), not from the hash's
   const info = document.getElementById(prefix + "-page-info");
@@ -341,9 +342,7 @@ function setUp() {
   }
   const search = document.getElementById("search");
   search.addEventListener("input", () => writeState({ view: "cell", q: search.value, page: "1" }));
-  const step = (delta) => () => writeState({ page: String(Number(document.getElementById("page-info").dataset.page) + delta) });
-  document.getElementById("previous").addEventListener("click", step(-1));
-  document.getElementById("next").addEventListener("click", step(1));
+  wirePager("cell");
   setUpCompare();
   window.addEventListener("hashchange", render);
   renderOverview();
