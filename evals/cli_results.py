@@ -78,8 +78,9 @@ def view(
     check_writable_file(output, "--output")
     if max_samples < 1:
         raise ConfigError(f"--max-samples must be at least 1, got {max_samples}")
-    size = build_report(results, output, data_dir=data_dir, max_samples=max_samples,
-                        allow_mixed_protocols=allow_mixed_protocols)
+    with terminal.errors.status("reading the runs and building the report"):  # a spinner on a terminal, else silent
+        size = build_report(results, output, data_dir=data_dir, max_samples=max_samples,
+                            allow_mixed_protocols=allow_mixed_protocols)
     terminal.errors.print(f"report written to {output} ({size / 1e6:.1f} MB)", soft_wrap=True, highlight=False)
 
 
@@ -89,7 +90,8 @@ def serve_report(results: list[Path], data_dir: Path | None, allow_mixed_protoco
 
     if not 0 <= port <= 65535:
         raise ConfigError(f"--port must be 0 to 65535, got {port}")
-    report = ServedReport(results, data_dir=data_dir, allow_mixed_protocols=allow_mixed_protocols)
+    with terminal.errors.status("reading the runs (samples are indexed, images opened only when shown)"):
+        report = ServedReport(results, data_dir=data_dir, allow_mixed_protocols=allow_mixed_protocols)
     try:
         server = make_server(report, host, port)
     except OSError as error:
