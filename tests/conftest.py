@@ -107,3 +107,12 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def default_sigint() -> None:
+    """A subprocess's preexec_fn: a shell without job control starts background commands (`pytest &`, CI) with SIGINT
+    ignored, and a child inherits that: Python then installs no KeyboardInterrupt handler. The command under test gets
+    Ctrl-C as a terminal gives it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

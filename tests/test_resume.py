@@ -20,6 +20,7 @@ from evals.models import ScriptedModel
 from evals.runner import RunSettings, run
 from results.schema import SCHEMA_VERSION, CellResult
 from results.store import read_cell
+from tests.conftest import default_sigint
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "250"}
 
@@ -86,12 +87,6 @@ def launch(command: list[str], log: Path, delay: float | None = None) -> subproc
     extra = {"EVALS_TEST_DELAY": str(delay)} if delay is not None else {}
     return subprocess.Popen(command, env={**ENV, "EVALS_TEST_PROMPT_LOG": str(log), **extra}, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
-
-
-def default_sigint() -> None:
-    """A shell without job control starts background commands (`pytest &`) with SIGINT ignored, and a child inherits
-    that: Python then installs no KeyboardInterrupt handler. The run under test gets Ctrl-C as a terminal gives it."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def finish(command: list[str], log: Path) -> subprocess.CompletedProcess:

@@ -22,6 +22,7 @@ import pytest
 from results.view.cells import outcome
 from results.view.page import render_page, report_data
 from results.view.serve import PAGE_SIZE, ServedReport, make_server, server_url
+from tests.conftest import default_sigint
 from tests.test_view import CHROMIUM, articles, demo_images, evals, hostile, image_ids, needs_chromium  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).parent.parent
@@ -154,17 +155,18 @@ def test_the_served_csp_allows_its_own_origin_and_the_files_does_not(served, run
     assert "'self'" not in render_page(report_data([run], max_samples=5))
 
 
-def test_cli_serves_on_loopback_and_stops_cleanly_on_ctrl_c(run):
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "kill"])
+def test_cli_serves_on_loopback_and_stops_cleanly(run, stop):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen([sys.executable, "-m", "evals", "view", str(run), "--serve"], stderr=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+                              stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT, preexec_fn=default_sigint)
     try:
         line = server.stderr.readline()
         url = re.search(r"http://\S+/", line).group(0)
         assert url.startswith("http://127.0.0.1:") and "warning" not in line
         assert get(url)[0] == 200 and samples(url, cell="0")["total"] > 100
     finally:
-        server.send_signal(signal.SIGINT)
+        server.send_signal(stop)
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0 and "Traceback" not in err and "stopped" in err, err
 

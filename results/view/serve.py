@@ -272,10 +272,17 @@ def server_url(server: ThreadingHTTPServer) -> str:
 
 
 def serve_until_interrupted(server: ThreadingHTTPServer) -> None:
-    """Serve until Ctrl-C, then close the socket: a stop, not an error."""
+    """Serve until Ctrl-C or SIGTERM (`kill`, a service manager), then close the socket: a stop, not an error."""
+    import signal
+
+    def stop(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        signal.signal(signal.SIGTERM, previous)
         server.server_close()
