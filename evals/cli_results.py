@@ -65,7 +65,7 @@ def view(
                                                              "one column of the overview.")] = False,
     serve: Annotated[bool, typer.Option(help="Serve the page from a local HTTP server instead of writing a file: every "
                                              "sample of every cell, thumbnails made as pages show them (large runs). "
-                                             "Ctrl-C stops it.")] = False,
+                                             "Ctrl-C (or SIGTERM) stops it.")] = False,
     host: Annotated[str, typer.Option(help="With --serve: the address to bind (another than 127.0.0.1 lets other "
                                            "machines read the results).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="With --serve: the port (0: a free one, printed).")] = 0,
