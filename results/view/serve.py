@@ -4,6 +4,7 @@ page holds the overview and each cell's header; samples come 50 to a page from /
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -280,9 +281,8 @@ def serve_until_interrupted(server: ThreadingHTTPServer) -> None:
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()
     finally:
         signal.signal(signal.SIGTERM, previous)
         server.server_close()
