@@ -118,7 +118,7 @@ def compare_paired(a: Sequence[CellRecord], b: Sequence[CellRecord], metrics: Se
     """Every matched pair of cells, each compared metric tested on its samples, Holm-adjusted across the rows tested."""
     rows = []
     examples: dict[tuple[str, str], Any] = {}
-    statistics: dict[Path, Mapping[str, Any]] = {}  # a cell's caption statistics, made once for all its metrics
+    statistics: dict[tuple, Mapping[str, Any]] = {}  # a cell's caption statistics on its paired ids, made once for all its metrics
     for left, right in match_cells(a, b, a_shots, b_shots):
         pairing = pair_samples(left.path, right.path, settings.common_only)
         split = str(left.protocol.get("query_split", ""))
@@ -140,7 +140,7 @@ def adjust(rows: list[PairedRow]) -> list[PairedRow]:
 
 
 def paired_row(a: CellRecord, b: CellRecord, metric: str, pairing: Pairing, data: tuple[Mapping | None, str],
-               settings: Settings, statistics: dict[Path, Mapping[str, Any]] | None = None) -> PairedRow:
+               settings: Settings, statistics: dict[tuple, Mapping[str, Any]]) -> PairedRow:
     """One metric of a pair of cells, tested the way the metric allows (see `how_to_test`)."""
     found, why = data
     label, ids = cell_label(a, b), pairing.ids
@@ -158,8 +158,7 @@ def paired_row(a: CellRecord, b: CellRecord, metric: str, pairing: Pairing, data
             score_a, score_b = (recompute(a, metric, found, ids, side.predictions) for side in (pairing.a, pairing.b))
             how = f"{metric} recomputed per resample, {unit}"
         else:
-            cache = {} if statistics is None else statistics
-            score_a, score_b = (caption_statistic(side, metric, found, ids, cache) for side in (pairing.a, pairing.b))
+            score_a, score_b = (caption_statistic(side, metric, found, ids, statistics) for side in (pairing.a, pairing.b))
             how = f"{metric} recomputed per resample from per-image statistics, {unit}"
         return replace(base, comparison=paired_statistic(score_a, score_b, ids, **options), how=how)
     if not (decomposes(a.scores[metric], pairing.a.mean()) and decomposes(b.scores[metric], pairing.b.mean())):
@@ -192,16 +191,18 @@ def recompute(record: CellRecord, metric: str, examples: Mapping, ids: Sequence[
 
 
 def caption_statistic(side: CellSamples, metric: str, examples: Mapping, ids: Sequence[str],
-                      cache: dict[Path, Mapping[str, Any]]):
+                      cache: dict[tuple, Mapping[str, Any]]):
     """`positions -> metric` for one side's captions of the paired images, from their per-image statistics (scored
-    once per side and kept in `cache` for the side's other metrics)."""
+    once per side and set of paired ids, kept in `cache` for the side's other metrics: with --common-ids one cell
+    paired with two others may pair different ids)."""
     from metrics.captioning import caption_scores
     from tasks.captioning import caption_resampling
 
-    if side.path not in cache:
+    key = (side.path, tuple(ids))
+    if key not in cache:
         scored = caption_scores({i: str(side.predictions[i]) for i in ids}, {i: examples[i].references for i in ids})
-        cache[side.path] = caption_resampling(scored)
-    resampling = cache[side.path][metric]
+        cache[key] = caption_resampling(scored)
+    resampling = cache[key][metric]
     if resampling.statistic is not None:
         return resampling.statistic
     values = np.asarray(resampling.values, dtype=np.float64)

@@ -20,7 +20,7 @@ from evals.records import ImageRef
 from results.pairing import CellSamples, checked_samples
 from results.view.cells import CellSource, TaskData, open_cell, outcome, query_types
 from results.view.page import render_page, report_frame, sorted_records
-from results.view.thumbnails import THUMBNAIL_SIDE, Thumbnails, thumbnail_jpeg
+from results.view.thumbnails import THUMBNAIL_SIDE, Thumbnails, image_key, thumbnail_jpeg
 from tasks.base import parse_json
 
 PAGE_SIZE = 50  # as report.js's PAGE_SIZE: the page asks for one page of samples at a time
@@ -42,7 +42,7 @@ class ServedThumbnails(Thumbnails):
         self.lock = threading.Lock()
 
     def key(self, task: str, ref: ImageRef) -> str:
-        key = f"{task}/{ref.id}"
+        key = image_key(task, ref)
         with self.lock:
             self.refs.setdefault(key, ref)
         return key
@@ -119,6 +119,7 @@ class ServedReport:
         self.thumbnails = ServedThumbnails(side)
         self.searchable: dict[int, list[str]] = {}
         self.positions: dict[int, dict[str, int]] = {}
+        self.types: dict[int, list[dict[str, str]]] = {}
         cells = [{**c.header, "notes": c.notes, "total": len(c.lines), "samples": []} for c in self.cells]
         page = render_page({**report_frame(records, self.cells, allow_mixed_protocols), "cells": cells, "images": {}, "served": True})
         if FILE_CSP not in page:
@@ -156,7 +157,8 @@ class ServedReport:
         chosen = [i for i, score in enumerate(scores) if filter_ == "all" or outcome(float(score)) == filter_]
         if type_ in cell.header["type_counts"]:  # a type the cell lacks (left from another cell) filters nothing
             key, value = type_.split("=", 1)
-            chosen = [i for i in chosen if query_types(cell.queries.get(cell.lines.ids[i])).get(key) == value]
+            types = self.line_types(index)
+            chosen = [i for i in chosen if types[i].get(key) == value]
         if text:
             searchable, needle = self.search_texts(index), text.lower()
             chosen = [i for i in chosen if needle in searchable[i]]
@@ -169,6 +171,13 @@ class ServedReport:
         if index not in self.positions:
             self.positions[index] = {sample_id: i for i, sample_id in enumerate(self.cells[index].ids())}
         return self.positions[index]
+
+    def line_types(self, index: int) -> list[dict[str, str]]:
+        """Each sample's types (cells.query_types), made at the first type filter the cell is asked for."""
+        if index not in self.types:
+            cell = self.cells[index]
+            self.types[index] = [query_types(cell.queries.get(sample_id)) for sample_id in cell.ids()]
+        return self.types[index]
 
     def search_texts(self, index: int) -> list[str]:
         """Each sample's id, prompt, output, prediction and references in lower case (made at the first search)."""

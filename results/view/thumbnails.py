@@ -32,6 +32,12 @@ def thumbnail_uri(ref: ImageRef, side: int = THUMBNAIL_SIDE) -> str | None:
     return None if jpeg is None else "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
 
 
+def image_key(task: str, ref: ImageRef) -> str:
+    """The image's key in the report (and its /thumb/ URL served): ids are unique within a task's data, not across
+    tasks."""
+    return f"{task}/{ref.id}"
+
+
 class Thumbnails:
     """Each image encoded once per report, however many prompts show it (a support image recurs as a shot)."""
 
@@ -40,8 +46,7 @@ class Thumbnails:
         self.uris: dict[str, str | None] = {}
 
     def key(self, task: str, ref: ImageRef) -> str:
-        """The image's key in the report: ids are unique within a task's data, not across tasks."""
-        key = f"{task}/{ref.id}"
+        key = image_key(task, ref)
         if key not in self.uris:
             self.uris[key] = thumbnail_uri(ref, self.side)
         return key

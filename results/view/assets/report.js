@@ -191,14 +191,19 @@ function showPage(got) {
   document.body.dataset.renderedMs = performance.now().toFixed(1);
 }
 
+// The server's /samples answer for these parameters (an HTTP error becomes the promise's error).
+function samplesJSON(params) {
+  return fetch("samples?" + params.toString())
+    .then((response) => { if (!response.ok) throw new Error("HTTP " + response.status); return response.json(); });
+}
+
 // Served, the server filters, searches, sorts and pages (a cell may hold 200,000 samples); only the latest answer shows.
 let latestFetch = 0;
 function fetchPage(index, state) {
   const ticket = ++latestFetch;
   const params = new URLSearchParams({ cell: String(index), filter: state.filter, type: state.type, sort: state.sort, q: state.q,
                                        page: state.page });
-  fetch("samples?" + params.toString())
-    .then((response) => { if (!response.ok) throw new Error("HTTP " + response.status); return response.json(); })
+  samplesJSON(params)
     .then((got) => { if (ticket === latestFetch) showPage(got); })
     .catch((error) => document.getElementById("samples").replaceChildren(el("p", "notes", "samples not loaded: " + error.message)));
 }
@@ -298,9 +303,7 @@ function fetchById(index, ids) {
   if (!missing.length) return Promise.resolve();
   const params = new URLSearchParams({ cell: String(index) });
   for (const id of missing) params.append("id", id);
-  return fetch("samples?" + params.toString())
-    .then((response) => { if (!response.ok) throw new Error("HTTP " + response.status); return response.json(); })
-    .then((got) => { for (const sample of got.samples) cell._byId.set(sample.id, sample); });
+  return samplesJSON(params).then((got) => { for (const sample of got.samples) cell._byId.set(sample.id, sample); });
 }
 
 function setUpCompare() {
